@@ -1,0 +1,228 @@
+"""Training a compiled Keras model fast: a whole epoch in one `tf.function`.
+
+`model.fit` pays Python and dispatch overhead on every batch, which for the
+small models of the notes is most of the time. `fit` here runs the model's own
+`train_step` (Keras's loss, regularization penalties, metrics and optimizer
+update, unchanged) over every batch of an epoch inside one traced TensorFlow
+loop, then calls the usual Keras callbacks once per epoch. `EarlyStopping`,
+`TerminateOnNaN`, `History`, `ModelCheckpoint` and any callback that acts at
+epoch ends work as with `model.fit`; per-batch callback hooks are not called.
+
+Example:
+
+>>> import keras, numpy as np
+>>> from models import training
+>>> x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
+>>> y = (x[:, 0] > 0).astype("int64")
+>>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
+>>> training.compile(model, head="sigmoid", optimizer="adam", learning_rate=0.1)
+>>> history = training.fit(model, x, y, epochs=5, batch_size=16, verbose=0)
+>>> len(history.history["loss"])
+5
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from models.mlp import HEADS
+
+OPTIMIZERS = {
+    "sgd": lambda lr: keras.optimizers.SGD(learning_rate=lr),
+    "momentum": lambda lr: keras.optimizers.SGD(learning_rate=lr, momentum=0.9),
+    "adagrad": lambda lr: keras.optimizers.Adagrad(learning_rate=lr),
+    "rmsprop": lambda lr: keras.optimizers.RMSprop(learning_rate=lr),
+    "adam": lambda lr: keras.optimizers.Adam(learning_rate=lr),
+}
+"""Optimizer name -> Keras built-in; `momentum` is SGD with momentum 0.9."""
+
+
+def make_optimizer(name, learning_rate):
+    """Returns the Keras optimizer called `name` with step size `learning_rate`.
+
+    Raises:
+        ValueError: an unknown name or a learning rate that is not > 0.
+    """
+    if name not in OPTIMIZERS:
+        raise ValueError(f"`optimizer` must be one of {', '.join(OPTIMIZERS)}. Received: optimizer={name!r}")
+    if not (isinstance(learning_rate, (int, float)) and math.isfinite(learning_rate) and learning_rate > 0):
+        raise ValueError(f"`learning_rate` must be a number > 0. Received: learning_rate={learning_rate}")
+    return OPTIMIZERS[name](float(learning_rate))
+
+
+def compile(model, *, head, optimizer="adam", learning_rate=0.01, target_scale=None):
+    """Compiles `model` with the loss and metric its output head calls for.
+
+    Classification reports `accuracy`; regression reports `mae` in the target's
+    units. For regression with a `target_scale`, the loss is weighted by
+    1 / scale², so it is the MSE of the unit-size target (about 1 - R²).
+
+    Args:
+        model: a Keras model.
+        head: its output head (`models.mlp.HEADS`).
+        optimizer: an optimizer name (`OPTIMIZERS`) or a Keras optimizer. Defaults to `"adam"`.
+        learning_rate: used with an optimizer name. Defaults to `0.01`.
+        target_scale: the `(offset, scale)` of `models.mlp.target_scale`, or `None`.
+    """
+    if head not in HEADS:
+        raise ValueError(f"`head` must be one of {', '.join(HEADS)}. Received: head={head!r}")
+    task, loss = HEADS[head]
+    if isinstance(optimizer, str):
+        optimizer = make_optimizer(optimizer, learning_rate)
+    weight = 1.0 / target_scale[1] ** 2 if target_scale else None
+    model.compile(
+        optimizer=optimizer,
+        loss=loss,
+        loss_weights=weight,
+        metrics=["mae"] if task == "regression" else ["accuracy"],
+    )
+
+
+class EpochLogger(keras.callbacks.Callback):
+    """Shows progress once per epoch: a Keras progress bar on a terminal, else one line.
+
+    Args:
+        epochs: the number of epochs planned.
+        stream: where to write. Defaults to `sys.stdout`.
+    """
+
+    def __init__(self, epochs, stream=None):
+        super().__init__()
+        self.epochs = epochs
+        self.stream = stream or sys.stdout
+        self._bar = None
+
+    def on_train_begin(self, logs=None):
+        self._bar = keras.utils.Progbar(self.epochs, unit_name="epoch") if self.stream.isatty() else None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self._bar is not None:
+            self._bar.update(epoch + 1, values=list(logs.items()))
+        else:
+            values = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+            self.stream.write(f"Epoch {epoch + 1}/{self.epochs} - {values}\n")
+            self.stream.flush()
+
+
+def _build_state(model, x, y):
+    """Creates the optimizer and metric variables outside the traced loop."""
+    model.optimizer.build(model.trainable_variables)
+    sample_x, sample_y = x[:1], y[:1]
+    prediction = model(sample_x, training=False)
+    model.compute_loss(x=sample_x, y=sample_y, y_pred=prediction, training=False)
+    model.compute_metrics(sample_x, sample_y, prediction, sample_weight=None)
+    _reset_metrics(model)
+
+
+def _reset_metrics(model):
+    for metric in model.metrics:
+        metric.reset_state()
+
+
+def _logs(values):
+    return {k: float(v) for k, v in values.items()}
+
+
+def fit(
+    model,
+    x,
+    y,
+    *,
+    epochs,
+    batch_size=32,
+    validation_data=None,
+    callbacks=(),
+    seed=0,
+    verbose=1,
+):
+    """Trains a compiled `model` like `model.fit`, a whole epoch per `tf.function` call.
+
+    Args:
+        model: a compiled Keras model.
+        x: training features, `[rows, features]`.
+        y: training targets.
+        epochs: passes over the training rows.
+        batch_size: rows per step, or `"full"` for all of them. Defaults to `32`.
+        validation_data: `(x_val, y_val)` evaluated after each epoch (`val_` logs).
+            Defaults to `None`.
+        callbacks: Keras callbacks, called at train and epoch boundaries. Defaults to `()`.
+        seed: seeds the per-epoch shuffle. Defaults to `0`.
+        verbose: `1` shows progress (`EpochLogger`), `0` is silent. Defaults to `1`.
+
+    Returns:
+        A `keras.callbacks.History`; its `history` dict also holds `epoch_seconds`.
+    """
+    x = tf.convert_to_tensor(np.asarray(x, dtype=np.float32))
+    y = tf.convert_to_tensor(np.asarray(y))
+    n = int(x.shape[0])
+    if n == 0:
+        raise ValueError("`x` must hold at least one row. Received: 0 rows")
+    if not (batch_size == "full" or (isinstance(batch_size, int) and batch_size >= 1)):
+        raise ValueError(f"`batch_size` must be an integer >= 1 or 'full'. Received: batch_size={batch_size!r}")
+    if not (isinstance(epochs, int) and epochs >= 1):
+        raise ValueError(f"`epochs` must be an integer >= 1. Received: epochs={epochs!r}")
+    batch = n if batch_size == "full" else min(int(batch_size), n)
+    steps = -(-n // batch)
+    _build_state(model, x, y)
+
+    @tf.function
+    def train_epoch(order):
+        for step in tf.range(steps):
+            rows = order[step * batch:(step + 1) * batch]
+            model.train_step((tf.gather(x, rows), tf.gather(y, rows)))
+        return model.get_metrics_result()
+
+    evaluate = None
+    if validation_data is not None:
+        x_val = tf.convert_to_tensor(np.asarray(validation_data[0], dtype=np.float32))
+        y_val = tf.convert_to_tensor(np.asarray(validation_data[1]))
+        val_batch = 8192
+        val_steps = -(-int(x_val.shape[0]) // val_batch)
+
+        @tf.function
+        def evaluate():
+            for step in tf.range(val_steps):
+                start = step * val_batch
+                model.test_step((x_val[start:start + val_batch], y_val[start:start + val_batch]))
+            return model.get_metrics_result()
+
+    history = keras.callbacks.History()
+    extra = [EpochLogger(epochs)] if verbose else []
+    callback_list = keras.callbacks.CallbackList(
+        [*callbacks, history, *extra], model=model, epochs=epochs, steps=steps, verbose=0
+    )
+    rng = np.random.default_rng(seed)
+    model.stop_training = False
+    epoch_seconds = []
+    callback_list.on_train_begin()
+    logs = {}
+    for epoch in range(epochs):
+        started = time.perf_counter()
+        callback_list.on_epoch_begin(epoch)
+        _reset_metrics(model)
+        logs = _logs(train_epoch(tf.constant(rng.permutation(n))))
+        if evaluate is not None:
+            _reset_metrics(model)
+            logs.update({f"val_{k}": v for k, v in _logs(evaluate()).items()})
+        epoch_seconds.append(time.perf_counter() - started)
+        callback_list.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    callback_list.on_train_end(logs)
+    history.history["epoch_seconds"] = epoch_seconds
+    history.steps_per_epoch = steps
+    return history
+
+
+def predict(model, x, batch_size=8192):
+    """Returns `model(x)` as a NumPy array, in batches, without `model.predict`'s overhead."""
+    x = np.asarray(x, dtype=np.float32)
+    outputs = [model(x[i:i + batch_size], training=False) for i in range(0, len(x), batch_size)]
+    return np.concatenate([np.asarray(o) for o in outputs]) if outputs else np.zeros((0, 1), np.float32)

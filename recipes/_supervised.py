@@ -1,0 +1,232 @@
+"""The path every training recipe shares: data, split, model, training, test, export.
+
+`train(config, ...)` does the work and returns a `Trained` bundle (model, split,
+history, metrics) so that a lesson recipe can add its own numbers; `finish`
+exports it and turns it into the `Result` the CLI prints. `run` is both in one
+call, which is all the four supervised recipes need.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from models import data, devices, evaluation, export, mlp, training
+from recipes import _plots
+from recipes.errors import RunError
+from recipes.report import Result, Table
+
+
+@dataclass
+class Trained:
+    """A trained model with everything needed to report and export it."""
+
+    config: object
+    dataset: data.Dataset
+    split: data.Split
+    model: keras.Model
+    head: str
+    activation: str
+    history: dict
+    steps_per_epoch: int
+    metrics: dict
+    device: str
+    train_seconds: float
+    started: float
+
+    @property
+    def task(self):
+        return self.dataset.task
+
+
+def load_data(config, default):
+    """The configured data: the user's CSV (`--data`) or the recipe's bundled set."""
+    if config.data is not None:
+        raise RunError(
+            "`--data` is not available yet in this version; train on the default data set."
+        )
+    return data.load(default)
+
+
+def prepare(config):
+    """Selects the device and seeds everything; returns the device in words."""
+    try:
+        device = devices.select(config.device)
+    except devices.DeviceError as error:
+        raise RunError(str(error)) from None
+    keras.utils.set_random_seed(config.seed)
+    return device
+
+
+def train(config, *, head, dataset, activation="relu", hidden=None, callbacks=(), verbose=1):
+    """Trains one MLP as `config` says and scores it on the test split.
+
+    Args:
+        config: the run's `RunConfig`.
+        head: the output head (`models.mlp.HEADS`).
+        dataset: the default bundled data set's name (`models.data.BUNDLED`).
+        activation: hidden-layer activation. Defaults to `"relu"`.
+        hidden: hidden sizes, overriding `config.hidden`. Defaults to `None`.
+        callbacks: extra Keras callbacks. Defaults to `()`.
+        verbose: `1` prints one line (or a bar) per epoch. Defaults to `1`.
+
+    Returns:
+        A `Trained` bundle.
+
+    Raises:
+        RunError: no such device, data that do not fit, or a diverging loss.
+    """
+    started = time.perf_counter()
+    device = prepare(config)
+    dataset = load_data(config, dataset)
+    try:
+        split = data.split(dataset, config.seed)
+    except data.DataError as error:
+        raise RunError(str(error)) from None
+    scale = mlp.target_scale(head, split.y_train)
+    model = mlp.build(
+        split.x_train, head=head, n_outputs=dataset.n_classes if head == "softmax" else 1,
+        hidden=config.hidden if hidden is None else hidden, activation=activation,
+        l2=config.l2, dropout=config.dropout, target_scale=scale,
+        name=config.recipe.replace("-", "_"),
+    )
+    training.compile(model, head=head, optimizer=config.optimizer,
+                     learning_rate=config.learning_rate, target_scale=scale)
+    callbacks = list(callbacks)
+    if config.patience:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.patience, restore_best_weights=True))
+    fit_started = time.perf_counter()
+    history = training.fit(
+        model, split.x_train, split.y_train, epochs=config.epochs, batch_size=config.batch_size,
+        validation_data=(split.x_val, split.y_val), callbacks=callbacks, seed=config.seed,
+        verbose=verbose,
+    )
+    train_seconds = time.perf_counter() - fit_started
+    if not all(math.isfinite(v) for v in history.history["loss"]):
+        raise RunError(
+            f"Training diverged: the loss became {history.history['loss'][-1]} "
+            f"(optimizer {config.optimizer}, learning rate {config.learning_rate:g}). The "
+            "learning rate is the likely cause: try one ten times smaller with "
+            "`--learning-rate`. Nothing was exported."
+        )
+    outputs = training.predict(model, split.x_test)
+    metrics = evaluation.metrics(dataset.task, split.y_test, outputs, dataset.n_classes)
+    return Trained(
+        config=config, dataset=dataset, split=split, model=model, head=head,
+        activation=activation, history=history.history, steps_per_epoch=history.steps_per_epoch,
+        metrics=metrics, device=device, train_seconds=train_seconds, started=started,
+    )
+
+
+def history_csv(history):
+    """The per-epoch logs as CSV text, one row per epoch."""
+    keys = list(history)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["epoch", *keys])
+    for i in range(len(history[keys[0]])):
+        writer.writerow([i + 1, *(f"{history[k][i]:.6g}" for k in keys)])
+    return out.getvalue()
+
+
+def describe(trained):
+    """The model in one line, e.g. `30 -> 16 relu -> 8 relu -> 1 sigmoid`."""
+    sizes = [layer.units for layer in trained.model.layers if isinstance(layer, keras.layers.Dense)]
+    parts = [str(trained.dataset.x.shape[1])]
+    parts += [f"{u} {trained.activation}" for u in sizes[:-1]] + [f"{sizes[-1]} {trained.head}"]
+    return " -> ".join(parts)
+
+
+def metadata(trained):
+    """The `metadata.json` fields a training run knows (export adds the rest)."""
+    config, dataset = trained.config, trained.dataset
+    return {
+        "recipe": config.recipe,
+        "feature_names": list(dataset.feature_names),
+        "target": dataset.target,
+        "metrics": trained.metrics,
+        "hyperparameters": {
+            "hidden": list(config.hidden), "activation": trained.activation, "head": trained.head,
+            "optimizer": config.optimizer, "learning_rate": config.learning_rate,
+            "epochs": config.epochs, "epochs_run": len(trained.history["loss"]),
+            "batch_size": config.batch_size, "l2": config.l2, "dropout": config.dropout,
+            "patience": config.patience, "seed": config.seed,
+        },
+        "dataset": {
+            "name": dataset.name, "rows": int(len(dataset.y)), "sha256": dataset.sha256,
+            "description": dataset.description,
+            "split": {"train": len(trained.split.y_train), "validation": len(trained.split.y_val),
+                      "test": len(trained.split.y_test)},
+        },
+        "device": trained.device,
+    }
+
+
+def finish(trained, *, details=None, tables=(), figures=None, messages=()):
+    """Exports the trained model (unless `--no-export`) and builds the run's `Result`.
+
+    The history (CSV and PNG) and `figures` go into the version folder.
+    """
+    config, dataset, split = trained.config, trained.dataset, trained.split
+    figures = {"history.png": _plots.history(trained.history, f"{config.recipe}: training"),
+               **(figures or {})}
+    export_path, export_seconds = None, 0.0
+    if config.export:
+        from recipes.report import save_figures
+
+        def write_extra(folder):
+            (folder / "history.csv").write_text(history_csv(trained.history), encoding="utf-8")
+            save_figures(figures, folder)
+
+        export_started = time.perf_counter()
+        export_path = str(export.export(
+            trained.model, output_dir=config.output_dir, name=config.recipe, task=dataset.task,
+            class_names=dataset.class_names, metadata=metadata(trained), write_extra=write_extra,
+        ))
+        export_seconds = time.perf_counter() - export_started
+    baselines = evaluation.baselines(dataset.task, split, dataset.n_classes)
+    headline = ["accuracy", "auc"] if dataset.task != "regression" else ["mae", "rmse", "r2"]
+    headline = [h for h in headline if h in trained.metrics]
+    rows = [[config.recipe, *(trained.metrics[h] for h in headline)]]
+    rows += [[name, *(scores.get(h, float("nan")) for h in headline)] for name, scores in baselines.items()]
+    all_details = {
+        "device": trained.device,
+        "dataset": dataset.name,
+        "rows": {"train": len(split.y_train), "validation": len(split.y_val), "test": len(split.y_test)},
+        "epochs_run": len(trained.history["loss"]),
+        "steps_per_epoch": trained.steps_per_epoch,
+        "final_loss": trained.history["loss"][-1],
+        "final_val_loss": trained.history["val_loss"][-1],
+        "baselines": baselines,
+        **(details or {}),
+    }
+    return Result(
+        recipe=config.recipe,
+        metrics=trained.metrics,
+        details=all_details,
+        timing={"train_seconds": trained.train_seconds, "export_seconds": export_seconds,
+                "total_seconds": time.perf_counter() - trained.started},
+        export=export_path,
+        tables=[Table("Against baselines (test split)", ["model", *headline], rows), *tables],
+        figures=figures,
+        messages=[
+            f"Data: {dataset.description} ({len(split.y_train)} train / {len(split.y_val)} "
+            f"validation / {len(split.y_test)} test rows)",
+            f"Model: {describe(trained)}; {config.optimizer}, learning rate {config.learning_rate:g}, "
+            f"{len(trained.history['loss'])} epochs of {trained.steps_per_epoch} steps",
+            f"Device: {trained.device}",
+            *messages,
+        ],
+    )
+
+
+def run(config, *, head, dataset, activation="relu"):
+    """Trains, tests and exports one MLP; the whole of a supervised recipe."""
+    return finish(train(config, head=head, dataset=dataset, activation=activation))

@@ -1,0 +1,265 @@
+"""The command-line options every recipe shares, checked in one place.
+
+Each option is data in `OPTIONS`: its flag, its help, how its value is read and
+checked. A recipe names the options it takes and its own defaults (see
+`recipes.registry.register`); `parser_for(recipe)` builds its parser, and
+`parse(recipe, argv)` turns a command line into a `RunConfig`. A bad value is a
+`UsageError` (exit status 2) in one shape:
+
+    `--epochs` must be an integer >= 1. Received: --epochs=0.
+
+This module uses the standard library only: `--help` never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass, field, fields
+
+from recipes.errors import UsageError
+
+OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam")
+STRATEGIES = ("auto", "mirrored", "multi-worker")
+DEVICES = ("auto", "cpu", "gpu")
+
+
+class _Invalid(argparse.ArgumentTypeError):
+    pass
+
+
+def _integer(minimum):
+    def read(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise _Invalid(f"must be an integer >= {minimum}. Received: {{flag}}={text}.")
+        if value < minimum:
+            raise _Invalid(f"must be an integer >= {minimum}. Received: {{flag}}={text}.")
+        return value
+
+    return read
+
+
+def _number(low, high=math.inf, *, low_open=False, high_open=False):
+    left, right = "(" if low_open else "[", ")" if high_open else "]"
+    rule = f"a number in {left}{low:g}, {'inf' if high == math.inf else f'{high:g}'}{right}"
+
+    def read(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise _Invalid(f"must be {rule}. Received: {{flag}}={text}.")
+        too_low = value <= low if low_open else value < low
+        too_high = value >= high if high_open else value > high
+        if not math.isfinite(value) or too_low or too_high:
+            raise _Invalid(f"must be {rule}. Received: {{flag}}={text}.")
+        return value
+
+    return read
+
+
+def _batch_size(text):
+    if text == "full":
+        return "full"
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise _Invalid(f"must be an integer >= 1 or `full`. Received: {{flag}}={text}.")
+    return value
+
+
+def _hidden(text):
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        units = tuple(int(p) for p in parts)
+    except ValueError:
+        units = ()
+    if not units or any(u < 1 for u in units):
+        raise _Invalid(
+            "must be hidden-layer sizes, integers >= 1 separated by commas (e.g. 16,8). "
+            f"Received: {{flag}}={text}."
+        )
+    return units
+
+
+def _choice(choices):
+    def read(text):
+        if text not in choices:
+            raise _Invalid(f"must be one of {', '.join(choices)}. Received: {{flag}}={text}.")
+        return text
+
+    return read
+
+
+@dataclass(frozen=True)
+class Option:
+    """One common option: its flag, help text, reader (parse and check) and default."""
+
+    flag: str
+    help: str
+    read: object = None
+    default: object = None
+    metavar: str | None = None
+    flag_only: bool = False
+
+
+OPTIONS = {
+    "epochs": Option("--epochs", "passes over the training split", _integer(1), 50, "N"),
+    "batch_size": Option(
+        "--batch-size", "rows per gradient step, or `full` for the whole training split",
+        _batch_size, 32, "B",
+    ),
+    "hidden": Option(
+        "--hidden", "hidden layer sizes, comma-separated", _hidden, (16, 8), "U1,U2,...",
+    ),
+    "optimizer": Option(
+        "--optimizer", f"Keras optimizer: {', '.join(OPTIMIZERS)} (momentum = SGD, momentum 0.9)",
+        _choice(OPTIMIZERS), "adam", "NAME",
+    ),
+    "learning_rate": Option(
+        "--learning-rate", "the optimizer's step size",
+        _number(0, low_open=True), 0.01, "LR",
+    ),
+    "l2": Option(
+        "--l2", "L2 penalty λ on hidden kernels (adds λ·Σw² to the loss)", _number(0), 0.0, "λ",
+    ),
+    "dropout": Option(
+        "--dropout", "dropout rate after each hidden layer", _number(0, 1, high_open=True),
+        0.0, "RATE",
+    ),
+    "patience": Option(
+        "--patience", "stop after N epochs without a better validation loss and keep the "
+        "best epoch's weights (default: no early stopping)", _integer(1), None, "N",
+    ),
+    "seed": Option("--seed", "seeds Python, NumPy and TensorFlow", _integer(0), 42, "S"),
+    "data": Option(
+        "--data", "train on this CSV file (header row) instead of the default data set",
+        str, None, "FILE.csv",
+    ),
+    "target": Option("--target", "the CSV column to predict (with --data)", str, None, "COLUMN"),
+    "output_dir": Option(
+        "--output-dir", "export root: models land in DIR/NAME/VERSION/", str, "saved_models",
+        "DIR",
+    ),
+    "no_export": Option("--no-export", "train and report only; write no model", flag_only=True),
+    "report": Option("--report", "write the run's report as JSON", str, None, "FILE.json"),
+    "strategy": Option(
+        "--strategy", f"tf.distribute strategy: {', '.join(STRATEGIES)}", _choice(STRATEGIES),
+        "auto", "NAME",
+    ),
+    "device": Option(
+        "--device", f"{', '.join(DEVICES)}: auto uses a GPU when TensorFlow sees one",
+        _choice(DEVICES), "auto", "NAME",
+    ),
+}
+
+TRAINING = (
+    "epochs", "batch_size", "hidden", "optimizer", "learning_rate", "l2", "dropout", "patience",
+    "seed", "data", "target", "output_dir", "no_export", "report", "strategy", "device",
+)
+"""The options of a recipe that trains and exports one model."""
+
+
+@dataclass
+class RunConfig:
+    """What one run was asked to do: the recipe's defaults overridden by the command line.
+
+    Options a recipe does not take keep their global default here, so recipe
+    code can read any field.
+    """
+
+    recipe: str
+    epochs: int = 50
+    batch_size: int | str = 32
+    hidden: tuple = (16, 8)
+    optimizer: str = "adam"
+    learning_rate: float = 0.01
+    l2: float = 0.0
+    dropout: float = 0.0
+    patience: int | None = None
+    seed: int = 42
+    data: str | None = None
+    target: str | None = None
+    output_dir: str = "saved_models"
+    no_export: bool = False
+    report: str | None = None
+    strategy: str = "auto"
+    device: str = "auto"
+    debug: bool = False
+    verbose: bool = True
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def export(self):
+        """Whether the run writes a model version."""
+        return not self.no_export
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are `UsageError`s in the package's message shape."""
+
+    def error(self, message):
+        if message.startswith("argument ") and ": " in message:
+            flag, _, rest = message[len("argument "):].partition(": ")
+            flag = flag.split("/")[-1]
+            message = f"`{flag}` {rest}".replace("{flag}", flag)
+        raise UsageError(f"{message} See `{self.prog} --help`.")
+
+
+def parser_for(recipe):
+    """Returns the `argparse` parser for one recipe, with its options and defaults."""
+    parser = _Parser(
+        prog=f"python -m recipes.run {recipe.name}",
+        description=f"{recipe.scenario}. {recipe.summary} Default data: {recipe.data}.",
+        epilog=_lesson(recipe),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    for name in recipe.options:
+        option = OPTIONS[name]
+        default = recipe.defaults.get(name, option.default)
+        if option.flag_only:
+            parser.add_argument(option.flag, dest=name, action="store_true", help=option.help)
+            continue
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        parser.add_argument(
+            option.flag, dest=name, type=option.read, default=default, metavar=option.metavar,
+            help=f"{option.help} (default: {shown})",
+        )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback when the run fails"
+    )
+    return parser
+
+
+def _lesson(recipe):
+    """The first paragraph of the recipe module's docstring, for `--help`."""
+    import importlib
+
+    doc = (importlib.import_module(recipe.module).__doc__ or "").strip()
+    return doc.split("\n\n")[0] if doc else None
+
+
+def parse(recipe, argv):
+    """Parses `argv` (the words after the recipe name) into a `RunConfig`.
+
+    Raises:
+        UsageError: an unknown option or a bad value, naming the option.
+    """
+    namespace = parser_for(recipe).parse_args(argv)
+    values = vars(namespace)
+    known = {f.name for f in fields(RunConfig)}
+    config = RunConfig(recipe=recipe.name, **{k: v for k, v in values.items() if k in known})
+    if config.target is not None and config.data is None:
+        raise UsageError(
+            "`--target` names a column of your CSV file and needs `--data FILE.csv`. "
+            "Add `--data`, or drop `--target` to train on the default data set."
+        )
+    if config.data is not None and config.target is None:
+        raise UsageError(
+            f"`--data {config.data}` needs `--target COLUMN`, the column to predict. "
+            "Add `--target` with one of the file's column names."
+        )
+    return config

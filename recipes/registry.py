@@ -1,0 +1,151 @@
+"""The recipe registry: register by decorator, list sorted, look up by name.
+
+Every module of the `recipes` package whose name does not start with an
+underscore is a recipe module (bar `run` and `registry`). `discover()` imports
+them, and each registers its entry point with `@register(...)`. Recipe modules
+import nothing heavy at import time, so listing recipes never imports
+TensorFlow; their work happens inside the registered function.
+
+Example:
+
+>>> from recipes import registry
+>>> "binary-sigmoid" in registry.names()
+True
+>>> registry.get("binary-sigmod")
+Traceback (most recent call last):
+...
+recipes.registry.UnknownRecipe: Unknown recipe 'binary-sigmod'. Did you mean 'binary-sigmoid'? ...
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Callable
+
+from recipes.errors import UsageError
+
+_NOT_RECIPES = frozenset({"run", "registry", "errors", "options", "report"})
+
+
+class UnknownRecipe(UsageError):
+    """An unknown recipe name (exit status 2), with the closest names suggested."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One registered recipe.
+
+    Args:
+        name: the CLI name, e.g. `"binary-sigmoid"`.
+        run: the function the CLI calls with a `RunConfig`; returns a `Result`.
+        scenario: which lesson of the notes it turns into code.
+        data: the default data set, in words.
+        summary: one line for `--list`.
+        options: the names of the common options it accepts (see `recipes.options`).
+        defaults: its defaults for those options, e.g. `{"epochs": 60}`.
+        module: the module that holds it; its docstring is the lesson.
+    """
+
+    name: str
+    run: Callable
+    scenario: str
+    data: str
+    summary: str
+    options: tuple[str, ...]
+    defaults: dict = field(default_factory=dict)
+    module: str = ""
+
+
+_RECIPES: dict[str, Recipe] = {}
+_discovered = False
+
+
+def register(name, *, scenario, data, summary, options, defaults=None):
+    """Registers the decorated function as recipe `name`.
+
+    Args:
+        name: the recipe's CLI name (lower case, words joined by `-`).
+        scenario: the lesson of the notes it shows.
+        data: its default data set, in words.
+        summary: one line for `--list`.
+        options: the common options it accepts, by name (`recipes.options.OPTIONS`).
+        defaults: its own defaults for those options. Defaults to `{}`.
+
+    Returns:
+        The decorator; it returns the function unchanged.
+
+    Raises:
+        ValueError: a name registered twice, or an option or default that does
+            not exist.
+    """
+    from recipes.options import OPTIONS  # standard library only
+
+    if name in _RECIPES:
+        raise ValueError(
+            f"Recipe '{name}' is registered twice: by {_RECIPES[name].module} and again. "
+            "Give one of them another name."
+        )
+    unknown = [o for o in options if o not in OPTIONS]
+    defaults = dict(defaults or {})
+    unknown += [d for d in defaults if d not in options]
+    if unknown:
+        raise ValueError(
+            f"Recipe '{name}' names options that do not exist or that it does not take: "
+            f"{', '.join(sorted(set(unknown)))}. Known options: {', '.join(OPTIONS)}."
+        )
+
+    def decorator(fn):
+        _RECIPES[name] = Recipe(
+            name=name,
+            run=fn,
+            scenario=scenario,
+            data=data,
+            summary=summary,
+            options=tuple(options),
+            defaults=defaults,
+            module=fn.__module__,
+        )
+        return fn
+
+    return decorator
+
+
+def discover():
+    """Imports every recipe module once, so that all recipes are registered."""
+    global _discovered
+    if _discovered:
+        return
+    import recipes
+
+    for module in pkgutil.iter_modules(recipes.__path__):
+        if module.ispkg or module.name.startswith("_") or module.name in _NOT_RECIPES:
+            continue
+        importlib.import_module(f"recipes.{module.name}")
+    _discovered = True
+
+
+def names(pattern="*"):
+    """Returns the registered recipe names matching `pattern` (fnmatch), sorted."""
+    discover()
+    return sorted(n for n in _RECIPES if fnmatch.fnmatch(n, pattern))
+
+
+def get(name):
+    """Returns the `Recipe` called `name`.
+
+    Raises:
+        UnknownRecipe: no such recipe; the message suggests the closest names.
+    """
+    discover()
+    if name in _RECIPES:
+        return _RECIPES[name]
+    close = difflib.get_close_matches(name, list(_RECIPES), n=3, cutoff=0.5)
+    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    raise UnknownRecipe(
+        f"Unknown recipe '{name}'.{hint} Run `python -m recipes.run --list` to see all "
+        f"{len(_RECIPES)} recipes."
+    )

@@ -1,0 +1,106 @@
+"""The command line: `python -m recipes.run NAME [options]` and `--list`.
+
+Three layers and nothing else: parse the command line, call the recipe through
+the registry, print the result and return an exit status (0 done, 1 the run
+failed, 2 a usage error). Known errors are one paragraph on stderr; `--debug`
+shows the traceback. `--list` and `--help` never import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from recipes import options, registry, report
+from recipes.errors import RunError, UsageError
+
+USAGE = """\
+usage: python -m recipes.run NAME [options]     run one recipe
+       python -m recipes.run NAME --help        what it shows, and its options
+       python -m recipes.run --list             every recipe
+"""
+
+
+def list_recipes(out=sys.stdout):
+    """Prints every recipe: name, scenario, default data, one line."""
+    rows = [[r.name, r.scenario, r.data, r.summary] for r in map(registry.get, registry.names())]
+    out.write(report.format_table(report.Table("Recipes", ["name", "scenario", "data", "what it shows"], rows)))
+    out.write("\n\nRun one with `python -m recipes.run NAME`; `NAME --help` explains it.\n")
+
+
+def _save_outputs(config, result):
+    """Writes the JSON report and the figures; returns the figure paths."""
+    paths = []
+    if config.report:
+        report.write_json(result, config.report)
+        where = Path(config.report)
+        paths = report.save_figures(result.figures, where.parent, prefix=f"{where.stem}-")
+    elif not result.export:
+        paths = report.save_figures(result.figures, Path(config.output_dir) / config.recipe / "figures")
+    return paths
+
+
+def run_recipe(name, argv, out=sys.stdout):
+    """Parses `argv` for recipe `name`, runs it, prints and saves its result.
+
+    Returns:
+        The recipe's `Result`.
+
+    Raises:
+        UsageError: an unknown recipe or a bad option (exit 2).
+        RunError: the run failed (exit 1).
+    """
+    recipe = registry.get(name)
+    config = options.parse(recipe, argv)
+    started = time.perf_counter()
+    result = recipe.run(config)
+    result.timing.setdefault("total_seconds", time.perf_counter() - started)
+    figure_paths = _save_outputs(config, result)
+    out.write(report.format_result(result) + "\n")
+    if figure_paths:
+        out.write("Figures: " + ", ".join(map(str, figure_paths)) + "\n")
+    if config.report:
+        out.write(f"Report: {config.report}\n")
+    return result
+
+
+def main(argv=None):
+    """Runs the command line; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+    if not argv or argv[0] in ("-h", "--help"):
+        sys.stdout.write(USAGE)
+        return 0 if argv else 2
+    if argv[0] == "--list":
+        list_recipes()
+        return 0
+    debug = "--debug" in argv
+    try:
+        run_recipe(argv[0], argv[1:])
+    except SystemExit as stop:  # argparse's --help
+        return stop.code or 0
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    except (UsageError, RunError) as error:
+        if debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_status
+    except Exception as error:  # a bug, not a user mistake: say so, briefly
+        if debug:
+            raise
+        print(
+            f"error: the run failed with an unexpected {type(error).__name__}: {error} "
+            "This is likely a bug in the recipe; re-run with --debug to see the traceback "
+            "and report it.",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
