@@ -77,8 +77,37 @@ def write_savedmodel(model, path, task, class_names=None):
     archive.write_out(str(path), verbose=False)
 
 
+def write_version(output_dir, name, write, metadata):
+    """Writes the next version folder of `output_dir/name`, whole or not at all.
+
+    The generic half of `export`, for any artefact (a Keras model, a decision
+    tree): `write(folder)` fills a hidden staging folder, `metadata.json` is
+    added last, and the folder is renamed to the next free version number.
+
+    Args:
+        output_dir: the export root, e.g. `"saved_models"`.
+        name: the model's folder name (the recipe's name).
+        write: `callable(folder)` that writes the artefact's files into `folder`.
+        metadata: fields for `metadata.json`; `version` and `created_at` are filled in.
+
+    Returns:
+        The `Path` of the new version folder.
+    """
+    root = Path(output_dir) / name
+    root.mkdir(parents=True, exist_ok=True)
+    staging = root / f"{STAGING_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        write(staging)
+        meta = dict(metadata)
+        meta["created_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        return _publish(staging, root, meta)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def export(model, *, output_dir, name, task, class_names=None, metadata=None, write_extra=None):
-    """Exports `model` as the next version of `output_dir/name`, whole or not at all.
+    """Exports a Keras `model` as the next version of `output_dir/name`, whole or not at all.
 
     Args:
         model: a trained Keras model taking raw features.
@@ -97,26 +126,17 @@ def export(model, *, output_dir, name, task, class_names=None, metadata=None, wr
     import keras
     import tensorflow as tf
 
-    root = Path(output_dir) / name
-    root.mkdir(parents=True, exist_ok=True)
-    staging = root / f"{STAGING_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        write_savedmodel(model, staging, task, class_names)
-        model.save(staging / "model.keras")
+    def write(folder):
+        write_savedmodel(model, folder, task, class_names)
+        model.save(folder / "model.keras")
         if write_extra is not None:
-            write_extra(staging)
-        meta = dict(metadata or {})
-        meta.update(
-            task=task,
-            tensorflow_version=tf.__version__,
-            keras_version=keras.__version__,
-            created_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        )
-        if class_names is not None:
-            meta["class_names"] = [str(c) for c in class_names]
-        return _publish(staging, root, meta)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            write_extra(folder)
+
+    meta = dict(metadata or {})
+    meta.update(task=task, tensorflow_version=tf.__version__, keras_version=keras.__version__)
+    if class_names is not None:
+        meta["class_names"] = [str(c) for c in class_names]
+    return write_version(output_dir, name, write, meta)
 
 
 def _publish(staging, root, meta):

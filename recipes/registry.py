@@ -30,6 +30,9 @@ from recipes.errors import UsageError
 
 _NOT_RECIPES = frozenset({"run", "registry", "errors", "options", "report"})
 
+ALWAYS = ("seed", "output_dir", "report")
+"""Options every recipe takes, whether or not it names them."""
+
 
 class UnknownRecipe(UsageError):
     """An unknown recipe name (exit status 2), with the closest names suggested."""
@@ -72,7 +75,8 @@ def register(name, *, scenario, data, summary, options, defaults=None):
         scenario: the lesson of the notes it shows.
         data: its default data set, in words.
         summary: one line for `--list`.
-        options: the common options it accepts, by name (`recipes.options.OPTIONS`).
+        options: the common options it accepts, by name (`recipes.options.OPTIONS`);
+            `ALWAYS` (`--seed`, `--output-dir`, `--report`) are added.
         defaults: its own defaults for those options. Defaults to `{}`.
 
     Returns:
@@ -89,6 +93,7 @@ def register(name, *, scenario, data, summary, options, defaults=None):
             f"Recipe '{name}' is registered twice: by {_RECIPES[name].module} and again. "
             "Give one of them another name."
         )
+    options = tuple(dict.fromkeys([*options, *ALWAYS]))
     unknown = [o for o in options if o not in OPTIONS]
     defaults = dict(defaults or {})
     unknown += [d for d in defaults if d not in options]
