@@ -154,11 +154,16 @@ OPTIONS = {
         "--device", f"{', '.join(DEVICES)}: auto uses a GPU when TensorFlow sees one",
         _choice(DEVICES), "auto", "NAME",
     ),
+    "mixed_precision": Option(
+        "--mixed-precision", "on a GPU, compute hidden layers in float16 (mixed_float16; "
+        "outputs stay float32); ignored on a CPU", flag_only=True,
+    ),
 }
 
 TRAINING = (
     "epochs", "batch_size", "hidden", "optimizer", "learning_rate", "l2", "dropout", "patience",
     "seed", "data", "target", "output_dir", "no_export", "report", "strategy", "device",
+    "mixed_precision",
 )
 """The options of a recipe that trains and exports one model."""
 
@@ -188,6 +193,7 @@ class RunConfig:
     report: str | None = None
     strategy: str = "auto"
     device: str = "auto"
+    mixed_precision: bool = False
     debug: bool = False
     verbose: bool = True
     extra: dict = field(default_factory=dict)
