@@ -104,6 +104,7 @@ class Option:
     default: object = None
     metavar: str | None = None
     flag_only: bool = False
+    repeat: bool = False  # may be given more than once; the values form a tuple
 
 
 OPTIONS = {
@@ -140,6 +141,10 @@ OPTIONS = {
         str, None, "FILE.csv",
     ),
     "target": Option("--target", "the CSV column to predict (with --data)", str, None, "COLUMN"),
+    "drop": Option(
+        "--drop", "leave this CSV column out of the features (with --data); repeat for more",
+        str, (), "COLUMN", repeat=True,
+    ),
     "output_dir": Option(
         "--output-dir", "export root: models land in DIR/NAME/VERSION/", str, "saved_models",
         "DIR",
@@ -162,7 +167,7 @@ OPTIONS = {
 
 TRAINING = (
     "epochs", "batch_size", "hidden", "optimizer", "learning_rate", "l2", "dropout", "patience",
-    "seed", "data", "target", "output_dir", "no_export", "report", "strategy", "device",
+    "seed", "data", "target", "drop", "output_dir", "no_export", "report", "strategy", "device",
     "mixed_precision",
 )
 """The options of a recipe that trains and exports one model."""
@@ -188,6 +193,7 @@ class RunConfig:
     seed: int = 42
     data: str | None = None
     target: str | None = None
+    drop: tuple = ()
     output_dir: str = "saved_models"
     no_export: bool = False
     report: str | None = None
@@ -229,6 +235,10 @@ def parser_for(recipe):
         if option.flag_only:
             parser.add_argument(option.flag, dest=name, action="store_true", help=option.help)
             continue
+        if option.repeat:  # `parse` turns the list (or None) into a tuple
+            parser.add_argument(option.flag, dest=name, type=option.read, action="append",
+                                metavar=option.metavar, help=option.help)
+            continue
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         parser.add_argument(
             option.flag, dest=name, type=option.read, default=default, metavar=option.metavar,
@@ -256,6 +266,9 @@ def parse(recipe, argv):
     """
     namespace = parser_for(recipe).parse_args(argv)
     values = vars(namespace)
+    for name in recipe.options:
+        if OPTIONS[name].repeat:
+            values[name] = tuple(values[name] or recipe.defaults.get(name, OPTIONS[name].default))
     known = {f.name for f in fields(RunConfig)}
     config = RunConfig(recipe=recipe.name, **{k: v for k, v in values.items() if k in known})
     if config.target is not None and config.data is None:
@@ -267,5 +280,15 @@ def parse(recipe, argv):
         raise UsageError(
             f"`--data {config.data}` needs `--target COLUMN`, the column to predict. "
             "Add `--target` with one of the file's column names."
+        )
+    if config.drop and config.data is None:
+        raise UsageError(
+            "`--drop` leaves columns of your CSV file out and needs `--data FILE.csv` and "
+            "`--target COLUMN`. Add them, or remove `--drop`."
+        )
+    if config.target is not None and config.target in config.drop:
+        raise UsageError(
+            f"`--drop {config.target}` names the target column, which cannot be left out. "
+            "Drop feature columns only, or pick another `--target`."
         )
     return config
