@@ -28,7 +28,8 @@ from recipes.registry import register
     data="breast cancer (scikit-learn)",
     summary="Two-class MLP with one sigmoid output unit, against logistic regression.",
     options=TRAINING,
-    defaults={"epochs": 40, "batch_size": 32, "hidden": (16, 8), "learning_rate": 0.01},
+    defaults={"epochs": 60, "batch_size": 32, "hidden": (16, 8), "learning_rate": 0.003,
+              "patience": 10},
 )
 def run(config):
     from recipes import _supervised

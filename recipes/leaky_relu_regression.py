@@ -31,8 +31,8 @@ from recipes.registry import register
     data="diabetes progression, centred (scikit-learn)",
     summary="Regression MLP with Leaky ReLU hidden units for a target that goes negative.",
     options=TRAINING,
-    defaults={"epochs": 60, "batch_size": 32, "hidden": (16, 8), "learning_rate": 0.01,
-              "patience": 15},
+    defaults={"epochs": 100, "batch_size": 32, "hidden": (16, 8), "learning_rate": 0.01,
+              "l2": 0.01, "patience": 10},
 )
 def run(config):
     import numpy as np

@@ -13,9 +13,14 @@ ends with a `Rescaling` layer holding the target's scale, so its ReLU learns a
 target of about unit size while the export predicts in the score's own units.
 The training loss is the MSE of that unit-size target (about 1 - R²).
 
+The defaults regularize (L2 0.01 on the hidden kernels, early stopping with
+patience 10): 442 rows are few, and an unregularized MLP overfits them.
+
 What to look at: R² (share of the variance explained) and MAE on the test
-split against the training mean (R² = 0) and linear regression: on this small
-data set a small MLP lands near the linear fit, which is itself a lesson.
+split against the training mean (R² = 0) and linear regression. On this small,
+noisy data set the MLP lands near the linear fit (over seeds 0-3 and 42, test
+R² 0.35-0.51 against linear regression's 0.34-0.45), which is itself a lesson:
+a neural network earns its keep on non-linear structure, not on every table.
 """
 
 from recipes.options import TRAINING
@@ -28,8 +33,8 @@ from recipes.registry import register
     data="diabetes progression (scikit-learn)",
     summary="Regression MLP whose ReLU output can only predict values >= 0.",
     options=TRAINING,
-    defaults={"epochs": 60, "batch_size": 32, "hidden": (16, 8), "learning_rate": 0.01,
-              "patience": 15},
+    defaults={"epochs": 100, "batch_size": 32, "hidden": (16, 8), "learning_rate": 0.01,
+              "l2": 0.01, "patience": 10},
 )
 def run(config):
     from recipes import _supervised
