@@ -8,6 +8,9 @@ A version folder holds
   `class_ids` int64 `[None]` and `labels` string `[None]` for classification,
   `predictions` float32 `[None]` for regression;
 - `model.keras`, the Keras model, for fine-tuning;
+- `model.onnx`, the same serving function in ONNX, for fast prediction and
+  apps without TensorFlow (`models.onnx_export`; best effort: when it cannot
+  be converted the folder has no ONNX file and `metadata.json`'s `onnx` says why);
 - `metadata.json`, what the model is and how it was made;
 - whatever else the caller adds (history, figures).
 
@@ -116,7 +119,7 @@ def export(model, *, output_dir, name, task, class_names=None, metadata=None, wr
         task: `binary`, `multiclass` or `regression`.
         class_names: the label of each class (classification).
         metadata: fields for `metadata.json`; `version`, `task`, `class_names`,
-            `tensorflow_version`, `keras_version` and `created_at` are filled in.
+            `tensorflow_version`, `keras_version`, `onnx` and `created_at` are filled in.
         write_extra: `callable(folder)` that adds files (history, figures) before
             the folder is renamed into place. Defaults to `None`.
 
@@ -126,9 +129,12 @@ def export(model, *, output_dir, name, task, class_names=None, metadata=None, wr
     import keras
     import tensorflow as tf
 
+    from models import onnx_export
+
     def write(folder):
         write_savedmodel(model, folder, task, class_names)
         model.save(folder / "model.keras")
+        meta["onnx"] = onnx_export.write(model, folder, task, class_names)
         if write_extra is not None:
             write_extra(folder)
 
