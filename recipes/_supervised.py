@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import shlex
 import time
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ import numpy as np
 
 from models import data, devices, evaluation, export, mlp, training
 from recipes import _plots
-from recipes.errors import RunError
+from recipes.errors import RunError, UsageError
 from recipes.report import Result, Table
 
 
@@ -45,13 +46,52 @@ class Trained:
         return self.dataset.task
 
 
-def load_data(config, default):
-    """The configured data: the user's CSV (`--data`) or the recipe's bundled set."""
-    if config.data is not None:
+_CSV_TASKS = {"sigmoid": "binary", "softmax": "multiclass", "relu": "positive",
+              "linear": "regression"}
+"""Output head -> what a CSV target must be for it (`models.tables.TASKS`)."""
+
+_RECIPE_FOR = {"binary": "binary-sigmoid", "multiclass": "multiclass-softmax",
+               "regression": "leaky-relu-regression", "positive": "relu-regression"}
+"""The recipe to suggest for data that fit a task."""
+
+
+def load_data(config, default, head=None):
+    """The configured data: the user's CSV (`--data`) or the recipe's bundled set.
+
+    The recipe fixes the scenario: a CSV target must fit its output head (two
+    classes for `sigmoid`, three or more for `softmax`, numbers for `linear`,
+    numbers >= 0 for `relu`), or the run stops before training and names the
+    recipe that fits.
+
+    Args:
+        config: the run's `RunConfig`; `data`, `target` and `drop` choose the CSV.
+        default: the bundled data set's name (`models.data.BUNDLED`), used without `--data`.
+        head: the model's output head (`models.mlp.HEADS`). Defaults to `None`: the
+            CSV must fit the default data set's task.
+
+    Raises:
+        UsageError: no such file, or a `--target` / `--drop` column the file lacks.
+        RunError: a file that cannot be used as it is (the message names the fix).
+    """
+    if config.data is None:
+        return data.load(default)
+    from models import tables
+
+    task = _CSV_TASKS[head] if head is not None else data.load(default).task
+    try:
+        return tables.read_csv(config.data, config.target, task=task, drop=config.drop)
+    except (FileNotFoundError, tables.UnknownColumn) as error:
+        raise UsageError(str(error)) from None
+    except tables.TaskMismatch as error:
+        fits = _RECIPE_FOR[error.fits]
+        words = ["--data", config.data, "--target", config.target]
+        words += [w for column in config.drop for w in ("--drop", column)]
         raise RunError(
-            "`--data` is not available yet in this version; train on the default data set."
-        )
-    return data.load(default)
+            f"{error} The `{fits}` recipe fits these data: `python -m recipes.run {fits} "
+            f"{shlex.join(words)}`. Nothing was trained or exported."
+        ) from None
+    except data.DataError as error:
+        raise RunError(f"{error} Nothing was trained or exported.") from None
 
 
 def prepare(config):
@@ -84,7 +124,7 @@ def train(config, *, head, dataset, activation="relu", hidden=None, callbacks=()
     """
     started = time.perf_counter()
     device = prepare(config)
-    dataset = load_data(config, dataset)
+    dataset = load_data(config, dataset, head)
     try:
         split = data.split(dataset, config.seed)
     except data.DataError as error:
