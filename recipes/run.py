@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from models import distribute
 from recipes import options, registry, report
 from recipes.errors import RunError, UsageError
 
@@ -23,26 +24,33 @@ usage: python -m recipes.run NAME [options]     run one recipe
 """
 
 
-def list_recipes(out=sys.stdout):
+def list_recipes(out=None):
     """Prints every recipe: name, scenario, default data, one line."""
+    out = out or sys.stdout
     rows = [[r.name, r.scenario, r.data, r.summary] for r in map(registry.get, registry.names())]
     out.write(report.format_table(report.Table("Recipes", ["name", "scenario", "data", "what it shows"], rows)))
     out.write("\n\nRun one with `python -m recipes.run NAME`; `NAME --help` explains it.\n")
 
 
 def _save_outputs(config, result):
-    """Writes the JSON report and the figures; returns the figure paths."""
+    """Writes the JSON report and the figures; returns the figure paths.
+
+    In a multi-worker run only the chief saves figures; every worker writes
+    the report it is asked for (its `export` is null but on the chief).
+    """
     paths = []
+    chief = distribute.is_chief(config.strategy)
     if config.report:
         report.write_json(result, config.report)
         where = Path(config.report)
-        paths = report.save_figures(result.figures, where.parent, prefix=f"{where.stem}-")
-    elif not result.export:
+        if chief:
+            paths = report.save_figures(result.figures, where.parent, prefix=f"{where.stem}-")
+    elif chief and not result.export:
         paths = report.save_figures(result.figures, Path(config.output_dir) / config.recipe / "figures")
     return paths
 
 
-def run_recipe(name, argv, out=sys.stdout):
+def run_recipe(name, argv, out=None):
     """Parses `argv` for recipe `name`, runs it, prints and saves its result.
 
     Returns:
@@ -52,6 +60,7 @@ def run_recipe(name, argv, out=sys.stdout):
         UsageError: an unknown recipe or a bad option (exit 2).
         RunError: the run failed (exit 1).
     """
+    out = out or sys.stdout
     recipe = registry.get(name)
     config = options.parse(recipe, argv)
     started = time.perf_counter()
