@@ -127,10 +127,13 @@ def build(
         )
         if dropout > 0:
             layers.append(keras.layers.Dropout(dropout, name=f"dropout_{i}"))
-    layers.append(keras.layers.Dense(n_outputs, activation=head, name="output"))
+    # float32 even under a mixed_float16 policy (`--mixed-precision`): the outputs and the
+    # loss keep full precision; a float16 sigmoid or softmax saturates.
+    layers.append(keras.layers.Dense(n_outputs, activation=head, name="output", dtype="float32"))
     if target_scale is not None:
         offset, scale = target_scale
-        layers.append(keras.layers.Rescaling(float(scale), offset=float(offset), name="target_scale"))
+        layers.append(keras.layers.Rescaling(
+            float(scale), offset=float(offset), name="target_scale", dtype="float32"))
     return keras.Sequential(layers, name=name)
 
 
