@@ -1,0 +1,343 @@
+"""`models.serve` over real HTTP on localhost: TensorFlow Serving's REST API, errors, versions, load."""
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models import serve, zoo
+
+REPO = Path(__file__).resolve().parents[1]
+IRIS_ROWS = [[5.1, 3.5, 1.4, 0.2], [6.3, 2.9, 5.6, 1.8], [5.9, 3.0, 4.2, 1.5]]
+MAX_BODY = 64 * 1024
+TIMEOUT = 20
+
+
+@pytest.fixture(scope="session")
+def exports(tmp_path_factory):
+    """`multiclass-softmax/1` and `relu-regression/1`, trained with `--epochs 2` (shared with test_zoo)."""
+    from recipes.run import main
+
+    root = tmp_path_factory.getbasetemp() / "zoo-exports"
+    for recipe in ("multiclass-softmax", "relu-regression"):
+        if recipe not in zoo.names(root):
+            assert main([recipe, "--epochs", "2", "--output-dir", str(root)]) == 0
+    return root
+
+
+@pytest.fixture
+def model_dir(exports, tmp_path):
+    target = tmp_path / "models"
+    shutil.copytree(exports, target)
+    return target
+
+
+class Client:
+    """A keep-alive HTTP client for one server; answers are `(status, json)`."""
+
+    def __init__(self, port):
+        self.port = port
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+
+    def request(self, method, path, body=None, headers=None):
+        data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+        self.connection.request(method, path, body=data, headers=headers or {})
+        response = self.connection.getresponse()
+        raw = response.read()
+        if response.getheader("Connection", "").lower() == "close":
+            self.connection.close()
+        assert response.getheader("Content-Type") == "application/json", raw
+        return response.status, json.loads(raw)
+
+    def get(self, path):
+        return self.request("GET", path)
+
+    def post(self, path, body):
+        return self.request("POST", path, body, {"Content-Type": "application/json"})
+
+
+@pytest.fixture
+def server(model_dir):
+    """A running server on a free port; always shut down."""
+    httpd = serve.make_server(model_dir, port=0, max_body_bytes=MAX_BODY)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield httpd
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=TIMEOUT)
+
+
+@pytest.fixture
+def client(server):
+    c = Client(server.server_address[1])
+    yield c
+    c.connection.close()
+
+
+def _available(version):
+    return {"version": str(version), "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+
+
+def test_status_matches_tensorflow_servings_shape(client):
+    assert client.get("/v1/models/multiclass-softmax") == (200, {"model_version_status": [_available(1)]})
+    assert client.get("/v1/models/multiclass-softmax/versions/1") == (200, {"model_version_status": [_available(1)]})
+
+
+def test_metadata_matches_the_savedmodels_signature(client, model_dir):
+    from google.protobuf import json_format
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    for name in ("multiclass-softmax", "relu-regression"):
+        status, answer = client.get(f"/v1/models/{name}/versions/1/metadata")
+        assert status == 200
+        assert answer["model_spec"] == {"name": name, "signature_name": "", "version": "1"}
+        ours = answer["metadata"]["signature_def"]["signature_def"]["serving_default"]
+        saved = saved_model_pb2.SavedModel()
+        saved.ParseFromString((model_dir / name / "1" / "saved_model.pb").read_bytes())
+        truth = json_format.MessageToDict(
+            saved.meta_graphs[0].signature_def["serving_default"], preserving_proto_field_name=True
+        )
+        assert ours["method_name"] == truth["method_name"] == "tensorflow/serving/predict"
+        for side in ("inputs", "outputs"):
+            assert sorted(ours[side]) == sorted(truth[side])
+            for key, tensor in truth[side].items():
+                assert ours[side][key]["dtype"] == tensor["dtype"]
+                assert ours[side][key]["name"] == tensor["name"]
+                assert [d["size"] for d in ours[side][key]["tensor_shape"]["dim"]] == [
+                    d["size"] for d in tensor["tensor_shape"]["dim"]
+                ]
+    assert client.get("/v1/models/relu-regression/metadata")[1]["model_spec"]["version"] == "1"
+
+
+def test_row_and_columnar_predicts_equal_zoo_predictions(client, model_dir):
+    model = zoo.load("multiclass-softmax", model_dir=model_dir)
+    probabilities, labels = model.predict_proba(IRIS_ROWS), model.predict(IRIS_ROWS)
+
+    status, answer = client.post("/v1/models/multiclass-softmax:predict", {"instances": IRIS_ROWS})
+    assert status == 200 and len(answer["predictions"]) == 3
+    for row, p, label in zip(answer["predictions"], probabilities, labels):
+        assert sorted(row) == ["class_ids", "labels", "probabilities"]
+        np.testing.assert_array_equal(np.float32(row["probabilities"]), p)
+        assert row["labels"] == label and model.class_names[row["class_ids"]] == label
+
+    named = [dict(zip(model.feature_names, r)) for r in IRIS_ROWS]
+    columns = {f: [r[i] for r in IRIS_ROWS] for i, f in enumerate(model.feature_names)}
+    same_rows = [{"inputs": IRIS_ROWS}, {"inputs": {"features": IRIS_ROWS}}, {"inputs": columns}]
+    for body in same_rows:
+        status, answer = client.post("/v1/models/multiclass-softmax:predict", body)
+        assert status == 200, answer
+        outputs = answer["outputs"]
+        np.testing.assert_array_equal(np.float32(outputs["probabilities"]), probabilities)
+        assert outputs["labels"] == list(labels)
+        assert outputs["class_ids"] == probabilities.argmax(axis=1).tolist()
+    for instances in (named, [{"features": r} for r in IRIS_ROWS]):
+        body = {"instances": instances, "signature_name": "serving_default"}
+        status, answer = client.post("/v1/models/multiclass-softmax/versions/1:predict", body)
+        assert status == 200 and [r["labels"] for r in answer["predictions"]] == list(labels)
+
+    regression = zoo.load("relu-regression", model_dir=model_dir)
+    rows = (np.random.default_rng(0).normal(size=(4, 10)) * 0.05).tolist()
+    status, answer = client.post("/v1/models/relu-regression:predict", {"instances": rows})
+    assert status == 200  # one named output: a plain list, as TensorFlow Serving answers
+    np.testing.assert_array_equal(np.float32(answer["predictions"]), regression.predict(rows))
+    status, answer = client.post("/v1/models/relu-regression:predict", {"inputs": rows})
+    np.testing.assert_array_equal(np.float32(answer["outputs"]), regression.predict(rows))
+
+
+def _export_version_2(model_dir):
+    """Exports a second, different version of multiclass-softmax (output layer changed)."""
+    import keras
+
+    from models import export
+
+    v1 = zoo.load("multiclass-softmax", version=1, model_dir=model_dir)
+    model = keras.models.load_model(v1.path / "model.keras")
+    kernel, bias = model.layers[-1].get_weights()
+    model.layers[-1].set_weights([kernel * 3.0, bias + np.arange(len(bias), dtype=np.float32)])
+    keep = {k: v1.metadata[k] for k in ("recipe", "feature_names", "target")}
+    path = export.export(model, output_dir=model_dir, name="multiclass-softmax", task="multiclass",
+                         class_names=v1.class_names, metadata=keep)
+    assert path.name == "2"
+    return zoo.load("multiclass-softmax", version=2, model_dir=model_dir)
+
+
+def test_a_new_version_is_picked_up_while_running_and_versions_route(client, model_dir):
+    url = "/v1/models/multiclass-softmax"
+    v1 = zoo.load("multiclass-softmax", version=1, model_dir=model_dir).predict_proba(IRIS_ROWS)
+    before = client.post(f"{url}:predict", {"inputs": IRIS_ROWS})[1]["outputs"]["probabilities"]
+    np.testing.assert_array_equal(np.float32(before), v1)
+
+    v2 = _export_version_2(model_dir).predict_proba(IRIS_ROWS)
+    assert not np.allclose(v1, v2)
+    newest = client.post(f"{url}:predict", {"inputs": IRIS_ROWS})[1]["outputs"]["probabilities"]
+    np.testing.assert_array_equal(np.float32(newest), v2)  # no restart
+    for version, expected in ((1, v1), (2, v2)):
+        answer = client.post(f"{url}/versions/{version}:predict", {"inputs": IRIS_ROWS})[1]
+        np.testing.assert_array_equal(np.float32(answer["outputs"]["probabilities"]), expected)
+    assert client.get(url) == (200, {"model_version_status": [_available(2), _available(1)]})
+    assert client.get(f"{url}/metadata")[1]["model_spec"]["version"] == "2"
+
+
+@pytest.mark.parametrize(
+    "path, body, status, message",
+    [
+        ("/v1/models/multiclass-softmax:predict", b'{"instances": [[1, 2', 400, "not valid JSON"),
+        ("/v1/models/multiclass-softmax:predict", b"[1, 2]", 400, "must be a JSON object"),
+        ("/v1/models/multiclass-softmax:predict", {"instances": IRIS_ROWS, "inputs": IRIS_ROWS}, 400,
+         "exactly one of 'instances'.* not both"),
+        ("/v1/models/multiclass-softmax:predict", {"rows": IRIS_ROWS}, 400, "exactly one of 'instances'"),
+        ("/v1/models/multiclass-softmax:predict", {"instances": [[1, 2, 3]]}, 400,
+         "Row 0 has 3 values; multiclass-softmax takes 4"),
+        ("/v1/models/multiclass-softmax:predict", {"instances": [[1, 2, "3", 4]]}, 400,
+         "Row 0, feature 'petal length \\(cm\\)': '3' is not a number"),
+        ("/v1/models/multiclass-softmax:predict", {"inputs": {"sepal length (cm)": [1], "colour": [2]}}, 400,
+         "unknown feature name\\(s\\) 'colour'"),
+        ("/v1/models/multiclass-softmax:predict", {"instances": []}, 400, "non-empty list"),
+        ("/v1/models/multiclass-softmax:predict", {"instances": IRIS_ROWS, "signature_name": "classify_x"},
+         400, "Serving signature name: 'classify_x' not found"),
+        ("/v1/models/multiclass-softmax:classify", {"instances": IRIS_ROWS}, 400, "use :predict"),
+        ("/v1/models/nope:predict", {"instances": IRIS_ROWS}, 404,
+         "no model 'nope' .*multiclass-softmax, relu-regression"),
+        ("/v1/models/multiclass-softmax/versions/7:predict", {"instances": IRIS_ROWS}, 404,
+         "has no version 7 \\(versions: 1\\)"),
+        ("/v1/models/multiclass-softmax/versions/7", None, 404, "has no version 7"),
+        ("/v1/models/nope/metadata", None, 404, "no model 'nope'"),
+        ("/v1/models/../../etc:predict", {"instances": IRIS_ROWS}, 404, "Malformed request"),
+        ("/v2/anything", None, 404, "Malformed request: GET /v2/anything"),
+        ("/v1/models/multiclass-softmax:predict", None, 405, "predict takes POST, not GET"),
+        ("/v1/models/multiclass-softmax", {"instances": IRIS_ROWS}, 405, "takes GET, not POST"),
+        ("/v1/models/multiclass-softmax:predict", b"x" * (MAX_BODY + 1), 413,
+         f"body is {MAX_BODY + 1} bytes; this server takes at most {MAX_BODY}"),
+    ],
+)
+def test_each_error_is_json_with_its_status_and_the_server_lives_on(client, path, body, status, message):
+    got_status, answer = client.request("GET" if body is None else "POST", path, body)
+    assert got_status == status
+    assert list(answer) == ["error"]
+    assert "Traceback" not in answer["error"]
+    import re
+
+    assert re.search(message, answer["error"]), answer["error"]
+    assert Client(client.port).get("/v1/models/multiclass-softmax")[0] == 200
+
+
+def _raw(port, data):
+    """Sends raw bytes; returns the status line and the JSON body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    return head.split(b"\r\n")[0].decode(), json.loads(body)
+
+
+def test_malformed_http_gets_json_errors(server):
+    port = server.server_address[1]
+    line, answer = _raw(port, b"NONSENSE\r\n\r\n")
+    assert " 400 " in line and "error" in answer
+    line, answer = _raw(port, b"POST /v1/models/multiclass-softmax:predict HTTP/1.1\r\nHost: x\r\n"
+                              b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+    assert " 411 " in line and "Content-Length" in answer["error"]
+    line, answer = _raw(port, b"POST /v1/models/multiclass-softmax:predict HTTP/1.1\r\nHost: x\r\n"
+                              b"Content-Length: 99999999\r\nExpect: 100-continue\r\n\r\n")
+    assert " 413 " in line  # refused before the body is sent
+    assert Client(port).get("/v1/models/multiclass-softmax")[0] == 200
+
+
+def test_eight_concurrent_clients_times_fifty_requests_all_answered_correctly(server, model_dir):
+    model = zoo.load("multiclass-softmax", model_dir=model_dir)
+    rng = np.random.default_rng(1)
+    rows = (np.array(IRIS_ROWS[0]) + rng.normal(scale=1.5, size=(8, 50, 4))).round(3)
+    expected = model.predict(rows.reshape(-1, 4)).reshape(8, 50)
+    results = [[None] * 50 for _ in range(8)]
+    failures = []
+
+    def work(i):
+        try:
+            c = Client(server.server_address[1])
+            for j in range(50):
+                status, answer = c.post("/v1/models/multiclass-softmax:predict", {"instances": [rows[i, j].tolist()]})
+                results[i][j] = answer["predictions"][0]["labels"] if status == 200 else answer
+        except Exception as error:  # reported below; a thread must not die silently
+            failures.append(repr(error))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not failures and not any(t.is_alive() for t in threads)
+    assert results == expected.tolist()
+    assert len(set(expected.ravel())) > 1  # the rows reach different classes
+
+
+def test_batcher_joins_waiting_requests_into_one_call():
+    calls = []
+    release = threading.Event()
+
+    def run(x):
+        calls.append(len(x))
+        release.wait(TIMEOUT)  # the first call holds the model while the others queue
+        return {"double": x * 2}
+
+    batcher = serve.Batcher(run)
+    answers = {}
+    threads = [threading.Thread(target=lambda i=i: answers.__setitem__(i, batcher(np.full((1, 2), i))))
+               for i in range(6)]
+    threads[0].start()
+    while not calls:
+        time.sleep(0.001)
+    for t in threads[1:]:
+        t.start()
+    while batcher._queue.qsize() < 5:
+        time.sleep(0.001)
+    release.set()
+    for t in threads:
+        t.join(timeout=TIMEOUT)
+    batcher.close()
+    assert calls == [1, 5]  # one call alone, then the five that waited, together
+    for i in range(6):
+        np.testing.assert_array_equal(answers[i]["double"], np.full((1, 2), 2 * i))
+
+
+def test_command_line_serves_logs_each_request_and_stops_on_sigterm_and_sigint(model_dir):
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "models.serve", "--model-dir", str(model_dir), "--port", "0"],
+            cwd=REPO, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            banner = ""
+            deadline = time.monotonic() + 60
+            while "Serving" not in banner and time.monotonic() < deadline:
+                banner = process.stderr.readline()
+            assert "http://127.0.0.1:" in banner, banner  # this machine only, by default
+            port = int(banner.split("http://127.0.0.1:")[1].split("/")[0])
+            c = Client(port)
+            assert c.get("/v1/models/relu-regression")[0] == 200
+            assert c.post("/v1/models/relu-regression:predict", {"instances": [[0.0] * 10]})[0] == 200
+            process.send_signal(signum)
+            _, rest = process.communicate(timeout=TIMEOUT)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert process.returncode == 0
+        lines = [ln for ln in rest.splitlines() if "/v1/models/" in ln]
+        assert len(lines) == 2, rest
+        assert '"GET /v1/models/relu-regression" 200' in lines[0]
+        assert '"POST /v1/models/relu-regression:predict" 200' in lines[1] and "rows=1" in lines[1]
+        assert rest.rstrip().endswith("Stopped.")
