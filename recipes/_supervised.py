@@ -9,6 +9,7 @@ call, which is all the four supervised recipes need.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import math
 import shlex
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from models import data, devices, evaluation, export, mlp, training
+from models import data, devices, distribute, evaluation, export, mlp, training
 from recipes import _plots
 from recipes.errors import RunError, UsageError
 from recipes.report import Result, Table
@@ -40,6 +41,8 @@ class Trained:
     device: str
     train_seconds: float
     started: float
+    distribution: dict | None = None
+    notes: tuple = ()
 
     @property
     def task(self):
@@ -95,13 +98,22 @@ def load_data(config, default, head=None):
 
 
 def prepare(config):
-    """Selects the device and seeds everything; returns the device in words."""
+    """Selects the device and the strategy, seeds everything; returns the device in words."""
     try:
         device = devices.select(config.device)
     except devices.DeviceError as error:
         raise RunError(str(error)) from None
+    strategy_for(config)  # before any TensorFlow work, which multi-worker requires
     keras.utils.set_random_seed(config.seed)
     return device
+
+
+def strategy_for(config):
+    """The run's `tf.distribute` strategy (`--strategy`), made before any TensorFlow work."""
+    try:
+        return distribute.get_strategy(config.strategy)
+    except distribute.DistributeError as error:
+        raise RunError(str(error)) from None
 
 
 def train(config, *, head, dataset, activation="relu", hidden=None, callbacks=(), verbose=1):
@@ -124,30 +136,44 @@ def train(config, *, head, dataset, activation="relu", hidden=None, callbacks=()
     """
     started = time.perf_counter()
     device = prepare(config)
+    strategy = strategy_for(config)
+    mixed = config.mixed_precision and device.startswith("GPU")
+    notes = []
+    if config.mixed_precision:
+        notes.append("Mixed precision: mixed_float16 (hidden layers float16, outputs float32)"
+                     if mixed else "--mixed-precision ignored: it speeds up GPUs only, and "
+                     "this run is on the CPU")
     dataset = load_data(config, dataset, head)
     try:
         split = data.split(dataset, config.seed)
     except data.DataError as error:
         raise RunError(str(error)) from None
     scale = mlp.target_scale(head, split.y_train)
-    model = mlp.build(
-        split.x_train, head=head, n_outputs=dataset.n_classes if head == "softmax" else 1,
-        hidden=config.hidden if hidden is None else hidden, activation=activation,
-        l2=config.l2, dropout=config.dropout, target_scale=scale,
-        name=config.recipe.replace("-", "_"),
-    )
-    training.compile(model, head=head, optimizer=config.optimizer,
-                     learning_rate=config.learning_rate, target_scale=scale)
     callbacks = list(callbacks)
     if config.patience:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=config.patience, restore_best_weights=True))
-    fit_started = time.perf_counter()
-    history = training.fit(
-        model, split.x_train, split.y_train, epochs=config.epochs, batch_size=config.batch_size,
-        validation_data=(split.x_val, split.y_val), callbacks=callbacks, seed=config.seed,
-        verbose=verbose,
-    )
+    # The model and its optimizer live under the strategy; one device trains with the
+    # fast loop, several with the distributed one (same loss, metrics and callbacks).
+    fit = training.fit
+    if not distribute.is_default(strategy):
+        fit = functools.partial(distribute.fit, strategy=strategy)
+    with strategy.scope():
+        with distribute.precision_policy(mixed):
+            model = mlp.build(
+                split.x_train, head=head, n_outputs=dataset.n_classes if head == "softmax" else 1,
+                hidden=config.hidden if hidden is None else hidden, activation=activation,
+                l2=config.l2, dropout=config.dropout, target_scale=scale,
+                name=config.recipe.replace("-", "_"),
+            )
+            training.compile(model, head=head, optimizer=config.optimizer,
+                             learning_rate=config.learning_rate, target_scale=scale)
+        fit_started = time.perf_counter()
+        history = fit(
+            model, split.x_train, split.y_train, epochs=config.epochs,
+            batch_size=config.batch_size, validation_data=(split.x_val, split.y_val),
+            callbacks=callbacks, seed=config.seed, verbose=verbose,
+        )
     train_seconds = time.perf_counter() - fit_started
     if not all(math.isfinite(v) for v in history.history["loss"]):
         raise RunError(
@@ -162,6 +188,11 @@ def train(config, *, head, dataset, activation="relu", hidden=None, callbacks=()
         config=config, dataset=dataset, split=split, model=model, head=head,
         activation=activation, history=history.history, steps_per_epoch=history.steps_per_epoch,
         metrics=metrics, device=device, train_seconds=train_seconds, started=started,
+        distribution=None if distribute.is_default(strategy) else {
+            **distribute.describe(strategy),
+            "weights_sha256": data.fingerprint(*model.get_weights()),
+        },
+        notes=tuple(notes),
     )
 
 
@@ -218,7 +249,7 @@ def finish(trained, *, details=None, tables=(), figures=None, messages=()):
     figures = {"history.png": _plots.history(trained.history, f"{config.recipe}: training"),
                **(figures or {})}
     export_path, export_seconds = None, 0.0
-    if config.export:
+    if config.export and distribute.is_chief(config.strategy):  # one export per cluster
         from recipes.report import save_figures
 
         def write_extra(folder):
@@ -245,6 +276,7 @@ def finish(trained, *, details=None, tables=(), figures=None, messages=()):
         "final_loss": trained.history["loss"][-1],
         "final_val_loss": trained.history["val_loss"][-1],
         "baselines": baselines,
+        **({"distribution": trained.distribution} if trained.distribution else {}),
         **(details or {}),
     }
     return Result(
@@ -262,9 +294,22 @@ def finish(trained, *, details=None, tables=(), figures=None, messages=()):
             f"Model: {describe(trained)}; {config.optimizer}, learning rate {config.learning_rate:g}, "
             f"{len(trained.history['loss'])} epochs of {trained.steps_per_epoch} steps",
             f"Device: {trained.device}",
+            *_distribution_messages(trained),
             *messages,
         ],
     )
+
+
+def _distribution_messages(trained):
+    """What the run was spread over, and notes on ignored options, one line each."""
+    lines = list(trained.notes)
+    where = trained.distribution
+    if where:
+        task = f"; this process is {where['task']}" if where["task"] else ""
+        role = "" if where["chief"] else ", not the chief: it exports and saves no figures"
+        lines.insert(0, f"Strategy: {where['strategy']}, {where['replicas']} replica(s) on "
+                        f"{where['workers']} worker(s){task}{role}")
+    return lines
 
 
 def run(config, *, head, dataset, activation="relu"):
