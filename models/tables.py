@@ -2,9 +2,11 @@
 
 `read_csv(path, target, task=...)` reads a comma-separated file whose first row
 names the columns. The target may be any column; the features are the other
-columns in file order (less those in `drop`). The file is parsed by Apache
-Arrow's multi-threaded CSV reader (`pyarrow.csv`), so a million rows load in
-seconds, and it is checked before anything trains:
+columns in file order (less those in `drop`). Apache Arrow's CSV reader
+(`pyarrow.csv`) parses the file block by block straight into a float32 array,
+so a million rows load in seconds and Arrow never holds the whole table. A
+file with something to explain is read again, whole and with inferred column
+types, to name the column, the row and the fix. Checked before anything trains:
 
 - the file exists, is UTF-8 text, has a header of distinct names and at least
   one data row, and names the target and every dropped column;
@@ -45,7 +47,8 @@ from models.data import Dataset, DataError
 TASKS = ("binary", "multiclass", "regression", "positive")
 """What a caller can ask of the target; `positive` is a regression target >= 0."""
 
-_CHUNK = 1 << 24
+_CHUNK = 1 << 24  # bytes hashed (and checked as UTF-8) at a time
+_BLOCK = 1 << 22  # bytes of CSV that Arrow parses per block
 _NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 _SHOWN_COLUMNS = 30
 
@@ -112,21 +115,16 @@ def read_csv(path, target, *, task, drop=()):
     sha256 = _sha256_of_utf8(path)
     features = [c for c in columns if c != target and c not in drop]
     if not features:
+        why = "every other column is dropped" if drop else "it has no other column"
         raise DataError(
-            f"{name} has no feature column left: besides the target {target!r} "
-            f"{'every column is dropped' if drop else 'it has no columns'}. Keep at "
+            f"{name} has no feature column besides the target {target!r}: {why}. Keep at "
             "least one numeric column as a feature."
         )
-    table = _parse(path, features, target, task)
-    n_rows = table.num_rows
-    if n_rows == 0:
-        raise DataError(
-            f"{name} has a header row but no data rows. Add the data below the header."
-        )
-    _check_missing(name, table, features, target)
-    x = _features(name, table, features)
-    column = table.column(target)
-    del table
+    try:
+        x, column = _read_streaming(path, features, target, task)
+    except _Unusual:  # read again, whole, to name the column, the row and the fix
+        x, column = _read_checked(path, features, target, task)
+    n_rows = len(x)
     if task in ("binary", "multiclass"):
         y, class_names = _classes(name, column, target, task)
         kind = f"{len(class_names)} classes"
@@ -203,8 +201,8 @@ def _check_columns(name, columns, target, drop):
         )
     if target in drop:
         raise UnknownColumn(
-            f"`--drop {shlex.quote(target)}` leaves out the target column. Drop feature columns only, "
-            "or pick another `--target`."
+            f"`--drop {shlex.quote(target)}` leaves out the target column. Drop feature "
+            "columns only, or pick another `--target`."
         )
 
 
@@ -239,6 +237,69 @@ def _sha256_of_utf8(path):
             lines += chunk.count(b"\n")
 
 
+class _Unusual(Exception):
+    """The streaming read met something to explain (or nothing at all)."""
+
+
+def _read_streaming(path, features, target, task):
+    """Features (float32) and the target column of a clean file, block by block.
+
+    Every feature (and a regression target) is parsed straight to float64 and
+    each block lands in float32, so Arrow holds a few blocks at a time rather
+    than the whole table. Raises `_Unusual` at the first thing that needs a
+    message (a cell that is not a number, an empty cell, an infinite value, a
+    malformed row, no rows at all); `_read_checked` then finds and names it.
+    """
+    import pyarrow as pa
+    from pyarrow import csv as pacsv
+
+    classes = task in ("binary", "multiclass")
+    types = {c: pa.float64() for c in features}
+    types[target] = pa.string() if classes else pa.float64()
+    convert = pacsv.ConvertOptions(
+        include_columns=[*features, target], column_types=types, strings_can_be_null=True,
+    )
+    blocks, targets = [], []
+    try:
+        reader = pacsv.open_csv(
+            path, read_options=pacsv.ReadOptions(use_threads=True, block_size=_BLOCK),
+            convert_options=convert,
+        )
+        for batch in reader:
+            if any(column.null_count for column in batch.columns):
+                raise _Unusual
+            block = np.empty((batch.num_rows, len(features)), dtype=np.float32)
+            with np.errstate(over="ignore"):  # beyond float32's range: infinite, below
+                for j in range(len(features)):
+                    block[:, j] = batch.column(j).to_numpy()
+            if not np.isfinite(block).all():
+                raise _Unusual
+            blocks.append(block)
+            targets.append(batch.column(len(features)))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise _Unusual from None
+    if not blocks:
+        raise _Unusual
+    x = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+    return x, pa.chunked_array(targets, type=types[target])
+
+
+def _read_checked(path, features, target, task):
+    """Features and target column of the whole table, read with inferred types and checked.
+
+    Raises:
+        DataError: what makes the file unusable, with the column, row and fix.
+    """
+    name = path.name
+    table = _parse(path, features, target, task)
+    if table.num_rows == 0:
+        raise DataError(
+            f"{name} has a header row but no data rows. Add the data below the header."
+        )
+    _check_missing(name, table, features, target)
+    return _features(name, table, features), table.column(target)
+
+
 def _parse(path, features, target, task):
     """The feature and target columns as an Arrow table (the target as text for classes)."""
     import pyarrow as pa
@@ -252,7 +313,7 @@ def _parse(path, features, target, task):
     )
     try:
         return pacsv.read_csv(
-            path, read_options=pacsv.ReadOptions(use_threads=True, block_size=1 << 22),
+            path, read_options=pacsv.ReadOptions(use_threads=True, block_size=_BLOCK),
             convert_options=convert,
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:

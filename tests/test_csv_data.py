@@ -312,3 +312,26 @@ def test_reader_names_a_semicolon_file(tmp_path):
     csv.write_text("a;b;y\n1;2;3\n", encoding="utf-8")
     with pytest.raises(tables.UnknownColumn, match="other than commas"):
         tables.read_csv(csv, "y", task="regression")
+
+
+def test_reader_needs_a_feature_column(tmp_path):
+    csv = write_csv(tmp_path / "only.csv", ["x", "y"], [[i, i % 2] for i in range(20)])
+    with pytest.raises(DataError, match="no feature column besides the target 'y'"):
+        tables.read_csv(csv, "y", task="binary", drop=["x"])
+
+
+def test_reader_same_table_in_small_blocks(tmp_path, monkeypatch):
+    rng = np.random.default_rng(3)
+    rows = [[f"{a:.4f}", ["lo", "mid", "hi"][i % 3], f"{b:.4f}"]
+            for i, (a, b) in enumerate(rng.normal(size=(500, 2)))]
+    csv = write_csv(tmp_path / "blocks.csv", ["a", "band", "b"], rows)
+    whole = tables.read_csv(csv, "band", task="multiclass")
+    monkeypatch.setattr(tables, "_BLOCK", 1 << 10)  # about 50 rows per block
+    blocks = tables.read_csv(csv, "band", task="multiclass")
+    np.testing.assert_array_equal(blocks.x, whole.x)
+    np.testing.assert_array_equal(blocks.y, whole.y)
+    assert blocks.class_names == whole.class_names == ["hi", "lo", "mid"]
+    rows[431][2] = ""  # an empty cell far from the first block
+    write_csv(csv, ["a", "band", "b"], rows)
+    with pytest.raises(DataError, match="Column 'b' of blocks.csv has 1 empty .* data row 432"):
+        tables.read_csv(csv, "band", task="multiclass")
