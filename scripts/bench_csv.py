@@ -125,7 +125,7 @@ def main(argv=None):
         result = {"load": child_load, "pandas": child_pandas, "run": lambda *a: child_run(
             a[0], a[1], int(a[2]), a[3])}[kind](*rest)
         print(json.dumps(result))
-        return 0
+        return 1 if result.get("status") else 0  # a failed run: its stderr is shown
 
     with tempfile.TemporaryDirectory(prefix="bench_csv-") as workdir:
         path = Path(workdir) / f"bench_{args.rows}x{args.columns}.csv"
