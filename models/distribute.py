@@ -26,8 +26,9 @@ and a `TF_CONFIG` naming the whole cluster and its own task (`read_tf_config`
 shows the shape). Every worker trains the same weights; only the chief
 (`is_chief`: the `chief` task, else worker 0) writes exports and figures.
 
-Mixed precision (`--mixed-precision`): `precision_policy` runs the hidden
-layers in float16 on a GPU (outputs stay float32); on a CPU it changes nothing.
+Mixed precision (`--mixed-precision`): models built inside `precision_policy(True)`
+compute their hidden layers in float16 (outputs stay float32); the recipes use it
+on a GPU only, where float16 is fast.
 
 This module imports TensorFlow only inside its functions, so `is_chief` and
 `read_tf_config` are cheap.

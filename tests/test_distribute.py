@@ -87,6 +87,21 @@ def test_multi_worker_without_tf_config_is_a_clear_run_error(cli, monkeypatch, o
     assert status == 1 and "no `task` with a `type` and an `index`" in err
 
 
+def test_multi_worker_after_tensorflow_started_says_to_run_from_the_command_line(
+        cli, monkeypatch, output_dir):
+    import tensorflow as tf
+
+    tf.constant(1.0) + 1  # TensorFlow has started in this process, as in the rest of the suite
+    port = _free_ports(1)[0]
+    monkeypatch.setenv("TF_CONFIG", json.dumps(
+        {"cluster": {"worker": [f"localhost:{port}"]}, "task": {"type": "worker", "index": 0}}))
+    status, out, err = cli("binary-sigmoid", "--strategy", "multi-worker", "--epochs", "1",
+                           "--output-dir", output_dir)
+    assert status == 1
+    assert "Collective ops must be configured at program startup" in err
+    assert "first TensorFlow work of its process" in err and not output_dir.exists()
+
+
 def test_device_gpu_without_a_gpu_is_a_clear_run_error(cli, output_dir):
     import tensorflow as tf
 
