@@ -431,7 +431,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _content_length(self):
         if "Transfer-Encoding" in self.headers and "Content-Length" not in self.headers:
-            raise HTTPError(411, "Send the body with a Content-Length header (chunked bodies are not accepted)")
+            raise HTTPError(
+                411, "Send the body with a Content-Length header (chunked bodies are not accepted)"
+            )
         text = self.headers.get("Content-Length")
         if text is None:
             return 0
@@ -530,7 +532,9 @@ def make_server(model_dir="saved_models", host="127.0.0.1", port=8501, *,
             "(train one first, e.g. `python -m recipes.run multiclass-softmax`)"
         )
     if not (isinstance(max_body_bytes, int) and max_body_bytes >= 1):
-        raise ValueError(f"`max_body_bytes` must be an integer >= 1. Received: max_body_bytes={max_body_bytes!r}")
+        raise ValueError(
+            f"`max_body_bytes` must be an integer >= 1. Received: max_body_bytes={max_body_bytes!r}"
+        )
     store = ModelStore(model_dir, batching=batching)
     if preload:
         store.preload()
@@ -546,7 +550,8 @@ def main(argv=None):
     parser.add_argument("--model-dir", default="saved_models", help="export root (default: saved_models)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to bind (default: 127.0.0.1, this machine only; 0.0.0.0 for all)")
-    parser.add_argument("--port", type=int, default=8501, help="TCP port (default: 8501, TF Serving's REST port)")
+    parser.add_argument("--port", type=int, default=8501,
+                        help="TCP port (default: 8501, TF Serving's REST port; 0 picks a free one)")
     parser.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES,
                         help=f"larger request bodies get 413 (default: {MAX_BODY_BYTES})")
     parser.add_argument("--no-batching", action="store_true",

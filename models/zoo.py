@@ -106,7 +106,8 @@ def load(name_or_path, version=None, model_dir="saved_models", *, backend="auto"
         ModelNotFoundError: no such model, version or path.
         ModelLoadError: the folder is not a usable export (the message names it).
     """
-    if version is not None and (isinstance(version, bool) or not isinstance(version, numbers.Integral) or version < 1):
+    integral = isinstance(version, numbers.Integral) and not isinstance(version, bool)
+    if version is not None and not (integral and version >= 1):
         raise ValueError(f"`version` must be an integer >= 1 or None. Received: version={version!r}")
     if backend not in BACKENDS:
         raise ValueError(f"`backend` must be one of {', '.join(BACKENDS)}. Received: backend={backend!r}")
