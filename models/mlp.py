@@ -115,8 +115,16 @@ def build(
     _check(x_train, head, n_outputs, hidden, activation, l2, dropout, target_scale)
     import keras
 
-    normalization = keras.layers.Normalization(name="normalization")
-    normalization.adapt(x_train)
+    adapted = keras.layers.Normalization()
+    adapted.adapt(x_train)
+    # Keras divides by max(sqrt(variance), 1e-7): a feature constant in the training rows
+    # (a pixel blank in every training digit) would turn any other value met later into
+    # millions of standard deviations. Such a feature is centred and left unscaled.
+    constant = np.ptp(x_train, axis=0) == 0
+    variance = np.where(constant, 1.0, np.asarray(adapted.variance).reshape(-1))
+    normalization = keras.layers.Normalization(
+        mean=np.asarray(adapted.mean).reshape(-1), variance=variance, name="normalization"
+    )
     layers = [keras.Input((x_train.shape[1],), name="features"), normalization]
     for i, units in enumerate(hidden, start=1):
         layers.append(
