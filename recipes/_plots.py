@@ -52,3 +52,132 @@ def curves(series, title, xlabel, ylabel, logy=False):
     axis.set_title(title)
     figure.tight_layout()
     return figure
+
+
+def weight_shrinkage(norms, kernels, title):
+    """L2 at work: Σw² of the hidden kernels by epoch (left), their weights' histogram (right).
+
+    Args:
+        norms: `{"name": [Σw² before training, after epoch 1, ...]}`.
+        kernels: `{"name": flat array of the hidden kernels' weights}`, same names.
+        title: the figure's title.
+    """
+    import numpy as np
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for name, values in norms.items():
+        left.plot(range(len(values)), values, label=name)
+    left.set_xlabel("epoch (0 = initial weights)")
+    left.set_ylabel("Σw² over the hidden kernels")
+    left.grid(alpha=0.3)
+    left.legend()
+    everything = np.concatenate([np.ravel(w) for w in kernels.values()])
+    edges = np.linspace(everything.min(), everything.max(), 61)
+    for name, weights in kernels.items():
+        right.hist(np.ravel(weights), bins=edges, alpha=0.55, label=name)
+    right.set_xlabel("hidden kernel weight")
+    right.set_ylabel("count")
+    right.set_yscale("log")
+    right.grid(alpha=0.3)
+    right.legend()
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def dropout_passes(inference, passes, rate, title):
+    """One row's hidden units: at inference (top row), then in several training passes.
+
+    Args:
+        inference: the units' values with dropout off, `[units]`.
+        passes: the same units in training passes, `[passes, units]`.
+        rate: the dropout rate, for the labels.
+        title: the figure's title.
+    """
+    import numpy as np
+
+    rows = np.vstack([np.asarray(inference)[None, :], np.asarray(passes)])
+    figure, axis = plt.subplots(figsize=(10, 0.45 * len(rows) + 1.4))
+    image = axis.imshow(rows, aspect="auto", cmap="viridis", interpolation="nearest")
+    axis.set_yticks(range(len(rows)))
+    axis.set_yticklabels(["inference"] + [f"training pass {i}" for i in range(1, len(rows))])
+    axis.set_xlabel(f"hidden unit (dropped units are 0, survivors ×1/(1 − {rate:g}))")
+    figure.colorbar(image, ax=axis, label="activation")
+    axis.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+def early_stopping(history, *, best_epoch, stop_epoch, monitor, target, target_epoch, title):
+    """Two stopping rules on one run: validation loss with patience, a metric reaching a target.
+
+    Args:
+        history: the logs of a run trained for all its epochs (`loss`, `val_loss`, `monitor`).
+        best_epoch: the 1-based epoch whose weights `EarlyStopping` keeps.
+        stop_epoch: the 1-based epoch where `EarlyStopping` stopped.
+        monitor: the metric the target rule watches, e.g. `"val_accuracy"`.
+        target: its target value.
+        target_epoch: the 1-based epoch that reached it, or `None`.
+        title: the figure's title.
+    """
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    epochs = range(1, len(history["loss"]) + 1)
+    left.plot(epochs, history["loss"], label="train loss")
+    left.plot(epochs, history["val_loss"], label="validation loss")
+    left.axvline(best_epoch, color="green", ls="--", label=f"best epoch {best_epoch} (kept)")
+    left.axvline(stop_epoch, color="red", ls=":", label=f"stopped after epoch {stop_epoch}")
+    left.set_xlabel("epoch")
+    left.set_ylabel("loss")
+    left.set_title("EarlyStopping(val_loss, patience, restore_best_weights)", fontsize=9)
+    left.grid(alpha=0.3)
+    left.legend(fontsize=8)
+    base = monitor.removeprefix("val_")
+    if base in history:
+        right.plot(epochs, history[base], label=f"train {base}")
+    right.plot(epochs, history[monitor], label=monitor)
+    right.axhline(target, color="gray", ls="--", label=f"target {target:g}")
+    if target_epoch is not None:
+        right.axvline(target_epoch, color="red", ls=":", label=f"reached at epoch {target_epoch}")
+    right.set_xlabel("epoch")
+    right.set_ylabel(base)
+    right.set_title(f"StopAtTarget({monitor} reaches {target:g})", fontsize=9)
+    right.grid(alpha=0.3)
+    right.legend(fontsize=8)
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def train_val_panels(histories, title, *, metric="accuracy", marks=None):
+    """One column per run: train vs validation `metric` (top) and loss (bottom), by epoch.
+
+    Args:
+        histories: `{"run name": Keras History.history dict}`, in column order.
+        title: the figure's title.
+        metric: the metric of the top row. Defaults to `"accuracy"`.
+        marks: `{"run name": 1-based epoch}` to mark with a dashed line (e.g. the
+            epoch whose weights early stopping kept). Defaults to `None`.
+    """
+    marks = marks or {}
+    figure, axes = plt.subplots(2, len(histories), figsize=(3.2 * len(histories), 5.6),
+                                squeeze=False, sharex=True, sharey="row")
+    for column, (name, logs) in enumerate(histories.items()):
+        for row, key in enumerate((metric, "loss")):
+            axis = axes[row][column]
+            epochs = range(1, len(logs[key]) + 1)
+            axis.plot(epochs, logs[key], label="train")
+            axis.plot(epochs, logs[f"val_{key}"], label="validation")
+            if name in marks:
+                axis.axvline(marks[name], color="gray", ls="--", lw=1, label="kept")
+            axis.grid(alpha=0.3)
+            if row == 0:
+                axis.set_title(name)
+            else:
+                axis.set_xlabel("epoch")
+                axis.set_yscale("log")
+            if column == 0:
+                axis.set_ylabel(key)
+                axis.legend(fontsize=8)
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
