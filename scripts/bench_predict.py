@@ -103,21 +103,29 @@ def numpy_forward(model):
     return forward
 
 
-def per_call(fn, repeats, budget=0.15):
-    """Median seconds per call of `fn()` over `repeats` timed loops of ~`budget` seconds each."""
-    fn()
-    started, calls = time.perf_counter(), 0
-    while time.perf_counter() - started < budget / 3:
+def per_call(paths, repeats, budget=0.1):
+    """Median seconds per call of each `fn()` in `paths`, timed round-robin.
+
+    Each path gets a loop count that takes about `budget` seconds; the repeats
+    then visit every path in turn, so a change in the machine's load touches
+    all of them alike.
+    """
+    loops = {}
+    for name, fn in paths.items():
         fn()
-        calls += 1
-    n = max(1, int(calls * 3))
-    samples = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        for _ in range(n):
+        started, calls = time.perf_counter(), 0
+        while time.perf_counter() - started < budget / 2 or calls < 2:
             fn()
-        samples.append((time.perf_counter() - started) / n)
-    return statistics.median(samples)
+            calls += 1
+        loops[name] = max(1, calls * 2)
+    samples = {name: [] for name in paths}
+    for _ in range(repeats):
+        for name, fn in paths.items():
+            started = time.perf_counter()
+            for _ in range(loops[name]):
+                fn()
+            samples[name].append((time.perf_counter() - started) / loops[name])
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def prediction_paths(folder, x_test, repeats):
@@ -157,10 +165,7 @@ def prediction_paths(folder, x_test, repeats):
             "ONNX Runtime session.run, raw": lambda: session.run(["probabilities"], {"features": x}),
             "NumPy forward pass (floor)": lambda: forward(x),
         }
-        timed = {}
-        for name, fn in paths.items():
-            timed[name] = per_call(fn, repeats, budget=0.6 if "predict" in name and "keras" in name else 0.15)
-        results[n] = timed
+        results[n] = per_call(paths, repeats)
     return results
 
 
@@ -218,7 +223,7 @@ def export_cost(folder, repeats):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, help="an export's version folder (default: train the digits MLP)")
-    parser.add_argument("--repeats", type=int, default=7, help="timed loops per path (median); default 7")
+    parser.add_argument("--repeats", type=int, default=9, help="timed loops per path (median); default 9")
     parser.add_argument("--app-repeats", type=int, default=3, help="fresh processes per app variant; default 3")
     parser.add_argument("--json", type=Path, default=REPO / "reports" / "bench_predict.json")
     args = parser.parse_args(argv)
