@@ -15,8 +15,13 @@ A version folder holds
 - whatever else the caller adds (history, figures).
 
 VERSION is one more than the highest there, so nothing is overwritten. The
-folder is written under a hidden staging name in the same parent and renamed
-into place when complete, so a version folder appears whole or not at all.
+folder is written under a hidden staging name in the same parent
+(`.staging-HOST-PID-RANDOM`), its files are flushed to disk, and it is renamed
+into place when complete, so a version folder appears whole or not at all,
+whenever the process is killed (or the machine loses power). A killed run's
+staging folder stays behind until the next export to the same `ROOT/NAME`
+removes it (`remove_stale_staging`): one whose process is gone, or that is
+older than a day; a live run's is never touched.
 `tensorflow/serving --model_base_path=ROOT/NAME` serves it as it is.
 """
 
@@ -26,10 +31,15 @@ import datetime
 import json
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 
+from models import processes
+
 STAGING_PREFIX = ".staging-"
+STALE_SECONDS = 24 * 3600
+"""A staging folder older than this is stale whatever its process: no export takes a day."""
 
 
 def versions(model_root):
@@ -98,7 +108,8 @@ def write_version(output_dir, name, write, metadata):
     """
     root = Path(output_dir) / name
     root.mkdir(parents=True, exist_ok=True)
-    staging = root / f"{STAGING_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    remove_stale_staging(root)
+    staging = root / f"{STAGING_PREFIX}{processes.host()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     try:
         write(staging)
@@ -107,6 +118,52 @@ def write_version(output_dir, name, write, metadata):
         return _publish(staging, root, meta)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def remove_stale_staging(model_root, *, max_age=STALE_SECONDS):
+    """Removes the staging folders that killed exports left in `model_root`.
+
+    A staging folder is stale when the process that named itself in it
+    (`.staging-HOST-PID-RANDOM`) ran on this host and is gone, or when it is
+    older than `max_age` seconds (another host's, or a reused pid's). A live
+    export's folder is kept, so concurrent runs never lose their work.
+
+    Args:
+        model_root: a `ROOT/NAME` folder.
+        max_age: seconds after which any staging folder is stale. Defaults to
+            `STALE_SECONDS` (a day).
+
+    Returns:
+        The `Path`s removed.
+    """
+    model_root = Path(model_root)
+    if not model_root.is_dir():
+        return []
+    removed = []
+    for folder in model_root.iterdir():
+        if not folder.name.startswith(STAGING_PREFIX) or not folder.is_dir():
+            continue
+        owner = _staging_owner(folder.name)
+        try:
+            age = time.time() - folder.stat().st_mtime
+        except OSError:  # removed meanwhile
+            continue
+        dead = owner is not None and owner[0] == processes.host() and not processes.alive(owner[1])
+        if dead or age > max_age:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _staging_owner(name):
+    """`(host, pid)` from a staging folder's name; the host is this one's in the older
+    `.staging-PID-RANDOM` form; `None` when the name holds no pid."""
+    parts = name[len(STAGING_PREFIX):].rsplit("-", 2)
+    if len(parts) == 2:
+        parts = [processes.host(), *parts]
+    if len(parts) != 3 or not parts[1].isdigit() or int(parts[1]) <= 0:
+        return None
+    return parts[0], int(parts[1])
 
 
 def export(model, *, output_dir, name, task, class_names=None, metadata=None, write_extra=None):
@@ -151,6 +208,7 @@ def _publish(staging, root, meta):
         version = (versions(root) or [0])[-1] + 1
         meta["version"] = version
         (staging / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        _sync_tree(staging)  # on disk before the rename, so a power cut cannot leave it half
         target = root / str(version)
         try:
             os.rename(staging, target)  # atomic; fails if another run took this number
@@ -158,4 +216,27 @@ def _publish(staging, root, meta):
             if not target.exists():
                 raise
             continue
+        fsync_path(root)
         return target
+
+
+def _sync_tree(folder):
+    """Flushes every file and folder under `folder` to disk (POSIX; best effort)."""
+    for parent, _, files in os.walk(folder):
+        for name in files:
+            fsync_path(os.path.join(parent, name))
+        fsync_path(parent)
+
+
+def fsync_path(path):
+    """Flushes the file or folder at `path` to disk (POSIX; a no-op where it cannot)."""
+    try:
+        handle = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)

@@ -5,8 +5,9 @@ small models of the notes is most of the time. `fit` here runs the model's own
 `train_step` (Keras's loss, regularization penalties, metrics and optimizer
 update, unchanged) over every batch of an epoch inside one traced TensorFlow
 loop, then calls the usual Keras callbacks once per epoch. `EarlyStopping`,
-`TerminateOnNaN`, `History`, `ModelCheckpoint` and any callback that acts at
-epoch ends work as with `model.fit`; per-batch callback hooks are not called.
+`History`, `ModelCheckpoint` and any callback that acts at epoch ends work as
+with `model.fit`; per-batch callback hooks are not called (so Keras's
+`TerminateOnNaN` does nothing here: use `TerminateOnNonFinite`).
 
 Example:
 
@@ -111,6 +112,21 @@ class EpochLogger(keras.callbacks.Callback):
             self.stream.flush()
 
 
+class TerminateOnNonFinite(keras.callbacks.Callback):
+    """Stops training at the end of the epoch whose loss is NaN or infinite.
+
+    Keras's `TerminateOnNaN` acts on batch ends, which `fit` does not call;
+    this is its epoch-level twin. The epoch's logs (with the bad loss) still
+    reach the other callbacks and the history, so the caller can say which
+    epoch diverged.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            self.model.stop_training = True
+
+
 def _build_state(model, x, y):
     """Creates the optimizer and metric variables outside the traced loop."""
     model.optimizer.build(model.trainable_variables)
@@ -141,6 +157,7 @@ def fit(
     callbacks=(),
     seed=0,
     verbose=1,
+    initial_epoch=0,
 ):
     """Trains a compiled `model` like `model.fit`, a whole epoch per `tf.function` call.
 
@@ -155,9 +172,14 @@ def fit(
         callbacks: Keras callbacks, called at train and epoch boundaries. Defaults to `()`.
         seed: seeds the per-epoch shuffle. Defaults to `0`.
         verbose: `1` shows progress (`EpochLogger`), `0` is silent. Defaults to `1`.
+        initial_epoch: the epoch to start at, as in `model.fit`: a resumed run
+            (`models.checkpoints`) passes the epochs already done. The shuffle
+            replays that many epochs' permutations first, so epoch k sees the
+            same batches as in an uninterrupted run. Defaults to `0`.
 
     Returns:
-        A `keras.callbacks.History`; its `history` dict also holds `epoch_seconds`.
+        A `keras.callbacks.History` of the epochs run here; its `history` dict
+        also holds `epoch_seconds`.
     """
     x = tf.convert_to_tensor(np.asarray(x, dtype=np.float32))
     y = tf.convert_to_tensor(np.asarray(y))
@@ -168,6 +190,11 @@ def fit(
         raise ValueError(f"`batch_size` must be an integer >= 1 or 'full'. Received: batch_size={batch_size!r}")
     if not (isinstance(epochs, int) and epochs >= 1):
         raise ValueError(f"`epochs` must be an integer >= 1. Received: epochs={epochs!r}")
+    if not (isinstance(initial_epoch, int) and 0 <= initial_epoch <= epochs):
+        raise ValueError(
+            f"`initial_epoch` must be an integer in [0, epochs={epochs}]. "
+            f"Received: initial_epoch={initial_epoch!r}"
+        )
     batch = n if batch_size == "full" else min(int(batch_size), n)
     steps = -(-n // batch)
     _build_state(model, x, y)
@@ -199,11 +226,13 @@ def fit(
         [*callbacks, history, *extra], model=model, epochs=epochs, steps=steps, verbose=0
     )
     rng = np.random.default_rng(seed)
+    for _ in range(initial_epoch):  # the epochs a resumed run has done: same draws, same order
+        rng.permutation(n)
     model.stop_training = False
     epoch_seconds = []
     callback_list.on_train_begin()
     logs = {}
-    for epoch in range(epochs):
+    for epoch in range(initial_epoch, epochs):
         started = time.perf_counter()
         callback_list.on_epoch_begin(epoch)
         _reset_metrics(model)

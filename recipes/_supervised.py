@@ -9,17 +9,19 @@ call, which is all the four supervised recipes need.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import io
 import math
 import shlex
+import sys
 import time
 from dataclasses import dataclass
 
 import keras
 import numpy as np
 
-from models import data, devices, distribute, evaluation, export, mlp, training
+from models import checkpoints, data, devices, distribute, evaluation, export, mlp, training
 from recipes import _plots
 from recipes.errors import RunError, UsageError
 from recipes.report import Result, Table
@@ -43,6 +45,7 @@ class Trained:
     started: float
     distribution: dict | None = None
     notes: tuple = ()
+    resumed_from: int = 0
 
     @property
     def task(self):
@@ -144,15 +147,27 @@ def train(config, *, head, dataset, activation="relu", hidden=None, callbacks=()
                      if mixed else "--mixed-precision ignored: it speeds up GPUs only, and "
                      "this run is on the CPU")
     dataset = load_data(config, dataset, head)
+    _check_finite(dataset)
     try:
         split = data.split(dataset, config.seed)
     except data.DataError as error:
         raise RunError(str(error)) from None
     scale = mlp.target_scale(head, split.y_train)
+    hidden = config.hidden if hidden is None else hidden
+    # A run resumes when nothing of its state lives outside the model, the optimizer and
+    # early stopping: extra callbacks (a lesson's recorders) would lose what they recorded.
+    resumable = not callbacks and distribute.is_default(strategy)
     callbacks = list(callbacks)
+    stopper = None
     if config.patience:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=config.patience, restore_best_weights=True))
+        stopper = keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.patience, restore_best_weights=True)
+        callbacks.append(stopper)
+    callbacks.append(training.TerminateOnNonFinite())
+    checkpoint = None
+    if resumable:
+        checkpoint = _open_checkpoint(config, dataset, notes, head=head, activation=activation,
+                                      hidden=hidden, stopper=stopper)
     # The model and its optimizer live under the strategy; one device trains with the
     # fast loop, several with the distributed one (same loss, metrics and callbacks).
     fit = training.fit
@@ -162,38 +177,142 @@ def train(config, *, head, dataset, activation="relu", hidden=None, callbacks=()
         with distribute.precision_policy(mixed):
             model = mlp.build(
                 split.x_train, head=head, n_outputs=dataset.n_classes if head == "softmax" else 1,
-                hidden=config.hidden if hidden is None else hidden, activation=activation,
+                hidden=hidden, activation=activation,
                 l2=config.l2, dropout=config.dropout, target_scale=scale,
                 name=config.recipe.replace("-", "_"),
             )
             training.compile(model, head=head, optimizer=config.optimizer,
                              learning_rate=config.learning_rate, target_scale=scale)
+        resume = {}
+        if checkpoint is not None:
+            resume["initial_epoch"] = _resume_epoch(checkpoint, model, config, notes)
+            callbacks.append(checkpoint)  # last: it records early stopping's decisions
         fit_started = time.perf_counter()
-        history = fit(
-            model, split.x_train, split.y_train, epochs=config.epochs,
-            batch_size=config.batch_size, validation_data=(split.x_val, split.y_val),
-            callbacks=callbacks, seed=config.seed, verbose=verbose,
-        )
+        try:
+            history = fit(
+                model, split.x_train, split.y_train, epochs=config.epochs,
+                batch_size=config.batch_size, validation_data=(split.x_val, split.y_val),
+                callbacks=callbacks, seed=config.seed, verbose=verbose, **resume,
+            )
+        except BaseException as error:
+            if checkpoint is not None:
+                checkpoint.release()
+                if isinstance(error, KeyboardInterrupt) and checkpoint.epoch_saved:
+                    print(f"Interrupted: {checkpoint.epoch_saved} epoch(s) are saved in "
+                          f"{checkpoint.folder}; the same command resumes from there "
+                          "(add --restart to start afresh).", file=sys.stderr, flush=True)
+            raise
     train_seconds = time.perf_counter() - fit_started
-    if not all(math.isfinite(v) for v in history.history["loss"]):
-        raise RunError(
-            f"Training diverged: the loss became {history.history['loss'][-1]} "
-            f"(optimizer {config.optimizer}, learning rate {config.learning_rate:g}). The "
-            "learning rate is the likely cause: try one ten times smaller with "
-            "`--learning-rate`. Nothing was exported."
-        )
+    full_history = checkpoint.merge(history.history) if checkpoint else history.history
+    _stop_if_diverged(config, full_history["loss"], checkpoint)
     outputs = training.predict(model, split.x_test)
     metrics = evaluation.metrics(dataset.task, split.y_test, outputs, dataset.n_classes)
     return Trained(
         config=config, dataset=dataset, split=split, model=model, head=head,
-        activation=activation, history=history.history, steps_per_epoch=history.steps_per_epoch,
+        activation=activation, history=full_history, steps_per_epoch=history.steps_per_epoch,
         metrics=metrics, device=device, train_seconds=train_seconds, started=started,
         distribution=None if distribute.is_default(strategy) else {
             **distribute.describe(strategy),
             "weights_sha256": data.fingerprint(*model.get_weights()),
         },
-        notes=tuple(notes),
+        notes=tuple(notes), resumed_from=checkpoint.epoch if resume.get("initial_epoch") else 0,
     )
+
+
+_NOT_IN_RUN_KEY = ("output_dir", "report", "no_export", "restart", "debug", "verbose")
+"""`RunConfig` fields that do not change what is trained, so not part of a run's key."""
+
+_OPEN_CHECKPOINTS = []
+"""The checkpoints of this process's trainings, removed when their run completes (`finish`)."""
+
+
+def _check_finite(dataset):
+    """Refuses data with NaN or infinite values before anything trains."""
+    for what, values in (("feature", dataset.x), ("target", dataset.y)):
+        values = np.asarray(values)
+        if np.issubdtype(values.dtype, np.floating):
+            bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
+            if bad:
+                raise RunError(
+                    f"The data set {dataset.name} holds {bad} NaN or infinite {what} "
+                    "value(s); a single one turns the loss into NaN. Replace them with finite "
+                    "numbers or remove those rows. Nothing was trained or exported."
+                )
+
+
+def _open_checkpoint(config, dataset, notes, *, head, activation, hidden, stopper):
+    """The run's `models.checkpoints.Checkpoint`, or `None` when it cannot keep one."""
+    key = {
+        "recipe": config.recipe, "head": head, "activation": activation, "hidden": list(hidden),
+        "dataset": {"name": dataset.name, "sha256": dataset.sha256},
+        "options": {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
+                    if f.name not in _NOT_IN_RUN_KEY},
+    }
+    folder = checkpoints.folder_for(config.output_dir, config.recipe, key)
+    try:
+        checkpoint = checkpoints.Checkpoint.open(
+            folder, key=key, early_stopping=stopper, restart=config.restart)
+    except checkpoints.CheckpointBusy as error:
+        notes.append(f"No checkpoint: {error}; this run cannot be resumed")
+        return None
+    except OSError as error:
+        notes.append(f"No checkpoint ({error}); this run cannot be resumed")
+        return None
+    _OPEN_CHECKPOINTS.append((config.recipe, config.output_dir, checkpoint))
+    return checkpoint
+
+
+def _resume_epoch(checkpoint, model, config, notes):
+    """The epoch to start at: what an interrupted run saved, said aloud; 0 on a fresh start."""
+    model.optimizer.build(model.trainable_variables)  # its variables, to check the saved ones
+    if not checkpoint.fits(model):
+        checkpoint.discard(f"the checkpoint in {checkpoint.folder} does not fit this model")
+    if checkpoint.problem:
+        notes.append(f"Starting afresh: {checkpoint.problem}")
+    start = checkpoint.resume_epoch(config.epochs)
+    if start:
+        ended = " (training had ended: testing and exporting)" if start == config.epochs else ""
+        print(f"Resuming from epoch {checkpoint.epoch} of {config.epochs}{ended}, saved by an "
+              f"interrupted run in {checkpoint.folder}; add --restart to start afresh.",
+              flush=True)
+        notes.append(f"Resumed from epoch {checkpoint.epoch} (checkpoint of an interrupted run)")
+    return start
+
+
+def _stop_if_diverged(config, losses, checkpoint):
+    """Raises `RunError` naming the epoch and the learning rate when a loss is not finite."""
+    bad = next((i for i, loss in enumerate(losses) if not math.isfinite(loss)), None)
+    if bad is None:
+        return
+    if checkpoint is not None:
+        checkpoint.remove()  # resuming would diverge again
+    raise RunError(
+        f"Training diverged at epoch {bad + 1} of {config.epochs}: the loss became "
+        f"{losses[bad]} (optimizer {config.optimizer}, learning rate "
+        f"{config.learning_rate:g}), and training stopped there. The learning rate is the "
+        "likely cause: try one ten times smaller with `--learning-rate`. Nothing was exported."
+    )
+
+
+def _export_failed(config, error):
+    """The message of an export that could not be written; the trained model is kept."""
+    kept = [e[2] for e in _OPEN_CHECKPOINTS if e[:2] == (config.recipe, config.output_dir)]
+    for checkpoint in kept:
+        checkpoint.release()
+    where = f"{config.output_dir}/{config.recipe}"
+    return (
+        f"Could not write the model under {where}: {error}. Nothing was exported. "
+        + ("The trained model is kept: once the folder can be written, the same command "
+           "exports it without training again." if kept else
+           "Free some space or pick a writable folder with `--output-dir`, then run again.")
+    )
+
+
+def _close_checkpoints(config):
+    """Removes the checkpoints of this run's trainings: the run is complete."""
+    for entry in [e for e in _OPEN_CHECKPOINTS if e[:2] == (config.recipe, config.output_dir)]:
+        entry[2].remove()
+        _OPEN_CHECKPOINTS.remove(entry)
 
 
 def history_csv(history):
@@ -257,10 +376,14 @@ def finish(trained, *, details=None, tables=(), figures=None, messages=()):
             save_figures(figures, folder)
 
         export_started = time.perf_counter()
-        export_path = str(export.export(
-            trained.model, output_dir=config.output_dir, name=config.recipe, task=dataset.task,
-            class_names=dataset.class_names, metadata=metadata(trained), write_extra=write_extra,
-        ))
+        try:
+            export_path = str(export.export(
+                trained.model, output_dir=config.output_dir, name=config.recipe,
+                task=dataset.task, class_names=dataset.class_names, metadata=metadata(trained),
+                write_extra=write_extra,
+            ))
+        except OSError as error:  # a full disk, a read-only or misnamed folder
+            raise RunError(_export_failed(config, error)) from None
         export_seconds = time.perf_counter() - export_started
     baselines = evaluation.baselines(dataset.task, split, dataset.n_classes)
     headline = ["accuracy", "auc"] if dataset.task != "regression" else ["mae", "rmse", "r2"]
@@ -277,8 +400,10 @@ def finish(trained, *, details=None, tables=(), figures=None, messages=()):
         "final_val_loss": trained.history["val_loss"][-1],
         "baselines": baselines,
         **({"distribution": trained.distribution} if trained.distribution else {}),
+        **({"resumed_from_epoch": trained.resumed_from} if trained.resumed_from else {}),
         **(details or {}),
     }
+    _close_checkpoints(config)
     return Result(
         recipe=config.recipe,
         metrics=trained.metrics,

@@ -28,14 +28,16 @@ class _Invalid(argparse.ArgumentTypeError):
     pass
 
 
-def _integer(minimum):
+def _integer(minimum, maximum=None):
+    rule = f"an integer >= {minimum}" + ("" if maximum is None else f" and <= {maximum}")
+
     def read(text):
         try:
             value = int(text)
         except ValueError:
-            raise _Invalid(f"must be an integer >= {minimum}. Received: {{flag}}={text}.")
-        if value < minimum:
-            raise _Invalid(f"must be an integer >= {minimum}. Received: {{flag}}={text}.")
+            raise _Invalid(f"must be {rule}. Received: {{flag}}={text}.")
+        if value < minimum or (maximum is not None and value > maximum):
+            raise _Invalid(f"must be {rule}. Received: {{flag}}={text}.")
         return value
 
     return read
@@ -135,7 +137,9 @@ OPTIONS = {
         "--patience", "stop after N epochs without a better validation loss and keep the "
         "best epoch's weights (default: no early stopping)", _integer(1), None, "N",
     ),
-    "seed": Option("--seed", "seeds Python, NumPy and TensorFlow", _integer(0), 42, "S"),
+    "seed": Option(
+        "--seed", "seeds Python, NumPy and TensorFlow", _integer(0, 2**32 - 1), 42, "S",
+    ),
     "data": Option(
         "--data", "train on this CSV file (header row) instead of the default data set",
         str, None, "FILE.csv",
@@ -163,12 +167,17 @@ OPTIONS = {
         "--mixed-precision", "on a GPU, compute hidden layers in float16 (mixed_float16; "
         "outputs stay float32); ignored on a CPU", flag_only=True,
     ),
+    "restart": Option(
+        "--restart", "start training afresh, discarding what an interrupted run of the same "
+        "command saved (by default the same command resumes from its last finished epoch, "
+        "kept in OUTPUT_DIR/.runs/)", flag_only=True,
+    ),
 }
 
 TRAINING = (
     "epochs", "batch_size", "hidden", "optimizer", "learning_rate", "l2", "dropout", "patience",
     "seed", "data", "target", "drop", "output_dir", "no_export", "report", "strategy", "device",
-    "mixed_precision",
+    "mixed_precision", "restart",
 )
 """The options of a recipe that trains and exports one model."""
 
@@ -200,6 +209,7 @@ class RunConfig:
     strategy: str = "auto"
     device: str = "auto"
     mixed_precision: bool = False
+    restart: bool = False
     debug: bool = False
     verbose: bool = True
     extra: dict = field(default_factory=dict)
