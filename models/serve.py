@@ -27,9 +27,11 @@ version or path), 405, 411 and 413 (body over `--max-body-bytes`); the server
 never answers with a traceback and stays up. The newest version is served by
 default; a version folder added while the server runs is used by the next
 request (folders are listed per request, and a version folder appears whole,
-see `models.export`). Requests that arrive while the model is busy are run
-together in one call (`Batcher`). One log line per request; SIGINT and SIGTERM
-stop it cleanly.
+see `models.export`). For a model run by the SavedModel, requests that arrive
+while the model is busy are run together in one call (`Batcher`); an ONNX call
+is cheaper than handing a request to a batching thread, so those are run as
+they come (`--batching on|off` overrides; `scripts/bench_serve.py` measures
+both). One log line per request; SIGINT and SIGTERM stop it cleanly.
 
 Why the standard library's `ThreadingHTTPServer`: one request costs well under
 a millisecond of model time, so the server's work is parsing HTTP and JSON,
@@ -64,6 +66,8 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 
 DRAIN_BYTES = 64 * 1024 * 1024
 """A too-large body up to this size is read and dropped before the 413, so the client sees it."""
+
+BATCHING = ("auto", "on", "off")
 
 MAX_BATCH_ROWS = 4096
 """A batch takes waiting requests until it holds this many rows."""
@@ -172,10 +176,16 @@ class ModelStore:
 
     Args:
         model_dir: the export root (`saved_models`).
-        batching: join concurrent requests into one model call. Defaults to `True`.
+        batching: `"on"` joins concurrent requests into one model call, `"off"`
+            calls the model once per request, `"auto"` batches models run by the
+            SavedModel (a call costs ~0.5 ms, so sharing it pays) and not ONNX
+            ones (a call costs ~20 µs, less than the hand-over to a batching
+            thread). Defaults to `"auto"`.
     """
 
-    def __init__(self, model_dir, batching=True):
+    def __init__(self, model_dir, batching="auto"):
+        if batching not in BATCHING:
+            raise ValueError(f"`batching` must be one of {', '.join(BATCHING)}. Received: batching={batching!r}")
         self.model_dir = Path(model_dir)
         self.batching = batching
         self._loaded = {}
@@ -220,9 +230,11 @@ class ModelStore:
                         404, f"Servable not found for request: version {version} of {name!r} "
                         f"cannot be loaded: {error}",
                     ) from None
-                call = Batcher(model.run, name=f"batcher-{name}-{version}") if self.batching else model.run
+                batch = self.batching == "on" or (self.batching == "auto" and model.backend == "savedmodel")
+                call = Batcher(model.run, name=f"batcher-{name}-{version}") if batch else model.run
                 entry = self._loaded[key] = (model, call)
-                log.info("loaded %s version %s (%s)", name, version, model.backend)
+                log.info("loaded %s version %s (%s%s)", name, version, model.backend,
+                         ", batching" if batch else "")
         return entry
 
     def preload(self):
@@ -508,7 +520,7 @@ class Server(http.server.ThreadingHTTPServer):
 
 
 def make_server(model_dir="saved_models", host="127.0.0.1", port=8501, *,
-                max_body_bytes=MAX_BODY_BYTES, batching=True, preload=True):
+                max_body_bytes=MAX_BODY_BYTES, batching="auto", preload=True):
     """Creates (and binds) the server; call `serve_forever()` on it, `shutdown()` to stop.
 
     Args:
@@ -516,7 +528,7 @@ def make_server(model_dir="saved_models", host="127.0.0.1", port=8501, *,
         host: the address to bind. Defaults to `"127.0.0.1"` (this machine only).
         port: the TCP port; `0` picks a free one (see `server_address`). Defaults to `8501`.
         max_body_bytes: larger request bodies get 413. Defaults to `MAX_BODY_BYTES`.
-        batching: join concurrent requests into one model call. Defaults to `True`.
+        batching: `"auto"`, `"on"` or `"off"` (see `ModelStore`). Defaults to `"auto"`.
         preload: load the newest version of every model now. Defaults to `True`.
 
     Returns:
@@ -554,15 +566,16 @@ def main(argv=None):
                         help="TCP port (default: 8501, TF Serving's REST port; 0 picks a free one)")
     parser.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES,
                         help=f"larger request bodies get 413 (default: {MAX_BODY_BYTES})")
-    parser.add_argument("--no-batching", action="store_true",
-                        help="call the model once per request instead of joining concurrent ones")
+    parser.add_argument("--batching", choices=BATCHING, default="auto",
+                        help="join concurrent requests into one model call: on, off, or auto "
+                             "(default: for SavedModel-run models, not ONNX ones, as measured)")
     parser.add_argument("--quiet", action="store_true", help="no per-request log lines")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(message)s", stream=sys.stderr)
     try:
         server = make_server(args.model_dir, args.host, args.port, max_body_bytes=args.max_body_bytes,
-                             batching=not args.no_batching)
+                             batching=args.batching)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -3,8 +3,11 @@
 Issue 8's serving numbers and issue 12's target 4, side by side in one run, on
 the digits 64-64-10 MLP of `bench_predict.py`:
 
-- `python -m models.serve` (ONNX Runtime through `models.zoo`), with concurrent
-  requests batched into one model call (the default) and without (`--no-batching`);
+- `python -m models.serve` running the model with ONNX Runtime (through
+  `models.zoo`, as it does when the export has `model.onnx`) and with the
+  SavedModel's signature (the fallback, on a copy of the export without the
+  ONNX file), each with and without joining concurrent requests into one model
+  call (`--batching on|off`; the default, `auto`, batches SavedModel-run models only);
 - a naive server, written here for comparison only: the standard library's
   `ThreadingHTTPServer` calling `keras.Model.predict` once per request;
 - 1 and 8 concurrent clients, each its own process with one keep-alive
@@ -31,6 +34,7 @@ import json
 import multiprocessing
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
@@ -92,15 +96,26 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def start_server(kind, model_dir, log_path):
+SERVERS = {  # name: (export root, extra arguments of `python -m models.serve`)
+    "ours, ONNX (default: no batching)": ("onnx", ["--quiet"]),
+    "ours, ONNX, batching on": ("onnx", ["--quiet", "--batching", "on"]),
+    "ours, ONNX, logging on": ("onnx", []),
+    "ours, SavedModel (default: batching)": ("savedmodel", ["--quiet"]),
+    "ours, SavedModel, batching off": ("savedmodel", ["--quiet", "--batching", "off"]),
+    "naive (model.predict per request)": ("onnx", None),
+}
+
+
+def start_server(kind, roots, log_path):
     """Starts a server process; returns `(process, port)` once it answers."""
     port = _free_port()
-    if kind == "naive":
+    root, extra = SERVERS[kind]
+    model_dir = roots[root]
+    if extra is None:
         command = [sys.executable, __file__, "--naive-server", str(model_dir), "--port", str(port)]
     else:
         command = [sys.executable, "-m", "models.serve", "--model-dir", str(model_dir), "--port", str(port)]
-        command += {"ours": ["--quiet"], "ours, no batching": ["--quiet", "--no-batching"],
-                    "ours, logging on": []}[kind]
+        command += extra
     log = open(log_path, "w")
     process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 180
@@ -203,26 +218,31 @@ def main(argv=None):
         expected = list(zoo.load("digits-mlp", model_dir=model_dir).predict(rows))
         results.append({"server": "in-process zoo.predict (no HTTP)",
                         **in_process(model_dir, rows, args.seconds)})
-        for kind in ("ours", "ours, no batching", "ours, logging on", "naive"):
-            process, port = start_server(kind, model_dir, Path(tmp) / f"{kind}.log")
+        without_onnx = Path(tmp) / "savedmodel-only"
+        shutil.copytree(model_dir, without_onnx)
+        for onnx_file in without_onnx.glob("*/*/model.onnx"):
+            onnx_file.unlink()
+        roots = {"onnx": model_dir, "savedmodel": without_onnx}
+        for i, kind in enumerate(SERVERS):
+            process, port = start_server(kind, roots, Path(tmp) / f"server-{i}.log")
             try:
                 for clients in (1, 8):
-                    seconds = args.naive_seconds if kind == "naive" else args.seconds
+                    seconds = args.naive_seconds if kind.startswith("naive") else args.seconds
                     r = load_test(port, rows, expected, clients, seconds)
                     results.append({"server": kind, **r})
-                    print(f"  {kind:20s} {clients} client(s): {r['requests_per_second']:8.0f} req/s", flush=True)
+                    print(f"  {kind:36s} {clients} client(s): {r['requests_per_second']:8.0f} req/s", flush=True)
             finally:
                 process.terminate()
                 process.wait(timeout=30)
 
-    naive = {r["clients"]: r["requests_per_second"] for r in results if r["server"] == "naive"}
+    naive = {r["clients"]: r["requests_per_second"] for r in results if r["server"].startswith("naive")}
     print(f"\n1-row predicts over loopback ({platform.node()}, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f})")
-    print(f"{'server':34s} {'clients':>7s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'x naive':>8s} {'wrong':>6s}")
+    print(f"{'server':36s} {'clients':>7s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'x naive':>8s} {'wrong':>6s}")
     for r in results:
         ratio = r["requests_per_second"] / naive[r["clients"]]
         r["ratio_to_naive"] = ratio
-        print(f"{r['server']:34s} {r['clients']:7d} {r['requests_per_second']:9.0f} {r['p50_ms']:8.2f} "
+        print(f"{r['server']:36s} {r['clients']:7d} {r['requests_per_second']:9.0f} {r['p50_ms']:8.2f} "
               f"{r['p99_ms']:8.2f} {ratio:8.1f} {r['wrong']:6d}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({

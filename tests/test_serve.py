@@ -1,5 +1,6 @@
 """`models.serve` over real HTTP on localhost: TensorFlow Serving's REST API, errors, versions, load."""
 
+import contextlib
 import http.client
 import json
 import os
@@ -66,10 +67,10 @@ class Client:
         return self.request("POST", path, body, {"Content-Type": "application/json"})
 
 
-@pytest.fixture
-def server(model_dir):
-    """A running server on a free port; always shut down."""
-    httpd = serve.make_server(model_dir, port=0, max_body_bytes=MAX_BODY)
+@contextlib.contextmanager
+def running(model_dir, **options):
+    """A server on a free port, serving in a thread; always shut down."""
+    httpd = serve.make_server(model_dir, port=0, max_body_bytes=MAX_BODY, **options)
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
@@ -78,6 +79,12 @@ def server(model_dir):
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=TIMEOUT)
+
+
+@pytest.fixture
+def server(model_dir):
+    with running(model_dir) as httpd:
+        yield httpd
 
 
 @pytest.fixture
@@ -258,7 +265,8 @@ def test_malformed_http_gets_json_errors(server):
     assert Client(port).get("/v1/models/multiclass-softmax")[0] == 200
 
 
-def test_eight_concurrent_clients_times_fifty_requests_all_answered_correctly(server, model_dir):
+@pytest.mark.parametrize("batching", ["auto", "on"])
+def test_eight_concurrent_clients_times_fifty_requests_all_answered_correctly(model_dir, batching):
     model = zoo.load("multiclass-softmax", model_dir=model_dir)
     rng = np.random.default_rng(1)
     rows = (np.array(IRIS_ROWS[0]) + rng.normal(scale=1.5, size=(8, 50, 4))).round(3)
@@ -268,7 +276,7 @@ def test_eight_concurrent_clients_times_fifty_requests_all_answered_correctly(se
 
     def work(i):
         try:
-            c = Client(server.server_address[1])
+            c = Client(port)
             for j in range(50):
                 status, answer = c.post("/v1/models/multiclass-softmax:predict", {"instances": [rows[i, j].tolist()]})
                 results[i][j] = answer["predictions"][0]["labels"] if status == 200 else answer
@@ -276,10 +284,12 @@ def test_eight_concurrent_clients_times_fifty_requests_all_answered_correctly(se
             failures.append(repr(error))
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
+    with running(model_dir, batching=batching) as server:
+        port = server.server_address[1]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
     assert not failures and not any(t.is_alive() for t in threads)
     assert results == expected.tolist()
     assert len(set(expected.ravel())) > 1  # the rows reach different classes
@@ -341,3 +351,12 @@ def test_command_line_serves_logs_each_request_and_stops_on_sigterm_and_sigint(m
         assert '"GET /v1/models/relu-regression" 200' in lines[0]
         assert '"POST /v1/models/relu-regression:predict" 200' in lines[1] and "rows=1" in lines[1]
         assert rest.rstrip().endswith("Stopped.")
+
+
+def test_make_server_checks_its_arguments(model_dir, tmp_path):
+    with pytest.raises(ValueError, match=r"`model_dir` must be a folder of exported models. Received: model_dir="):
+        serve.make_server(tmp_path / "missing", port=0)
+    with pytest.raises(ValueError, match=r"`batching` must be one of auto, on, off. Received: batching='yes'"):
+        serve.make_server(model_dir, port=0, batching="yes")
+    with pytest.raises(ValueError, match=r"`max_body_bytes` must be an integer >= 1. Received: max_body_bytes=0"):
+        serve.make_server(model_dir, port=0, max_body_bytes=0)
