@@ -141,7 +141,8 @@ def resolve(name_or_path, version=None, model_dir="saved_models"):
             there = f"models there: {', '.join(known)}" if known else "it holds no models"
             raise ModelNotFoundError(
                 f"No model {name_or_path!r} under {model_dir} ({there}). Train and export one "
-                f"with `python -m recipes.run {name_or_path}`, or pass `model_dir=` or a path."
+                f"with `python -m recipes.run {name_or_path}`, or pass `model_dir=`, or a path "
+                "(with a `/`, e.g. `./my_model`)."
             )
     else:
         raise ValueError(
