@@ -360,3 +360,18 @@ def test_make_server_checks_its_arguments(model_dir, tmp_path):
         serve.make_server(model_dir, port=0, batching="yes")
     with pytest.raises(ValueError, match=r"`max_body_bytes` must be an integer >= 1. Received: max_body_bytes=0"):
         serve.make_server(model_dir, port=0, max_body_bytes=0)
+
+
+def test_a_version_that_cannot_be_loaded_is_reported_not_served(client, model_dir):
+    broken = model_dir / "relu-regression" / "2"
+    broken.mkdir()
+    (broken / "metadata.json").write_text("{}")
+    status, answer = client.get("/v1/models/relu-regression")
+    assert status == 200
+    newest, oldest = answer["model_version_status"]
+    assert oldest == _available(1)
+    assert newest["version"] == "2" and newest["state"] == "END"
+    assert newest["status"]["error_code"] == "UNKNOWN" and "is not an export's metadata" in newest["status"]["error_message"]
+    status, answer = client.post("/v1/models/relu-regression:predict", {"instances": [[0.0] * 10]})
+    assert status == 404 and "version 2 of 'relu-regression' cannot be loaded" in answer["error"]
+    assert client.post("/v1/models/relu-regression/versions/1:predict", {"instances": [[0.0] * 10]})[0] == 200
