@@ -67,11 +67,11 @@ def convert(serve):
     with _Captured("tf2onnx") as problems, _Captured("tensorflow"):
         proto, _ = tf2onnx.convert.from_graph_def(
             frozen.graph.as_graph_def(), input_names=inputs, output_names=outputs, opset=OPSET,
+            tensors_to_rename={inputs[0]: "features", **dict(zip(outputs, names))},
         )
     unsupported = [p for p in problems if p.startswith("Unsupported ops")]
     if unsupported:  # tf2onnx logs these and writes the ops through unconverted
         raise ValueError(f"tf2onnx cannot convert this model: {unsupported[0]}")
-    _rename(proto, {inputs[0]: "features", **dict(zip(outputs, names))})
     return proto
 
 
@@ -96,16 +96,6 @@ class _Captured(logging.Handler):
     def __exit__(self, *exc):
         self.logger.handlers[:], self.logger.propagate, level = self._saved
         self.logger.setLevel(level)
-
-
-def _rename(proto, mapping):
-    """Renames graph inputs and outputs (and every reference to them) in place."""
-    graph = proto.graph
-    for value in [*graph.input, *graph.output]:
-        value.name = mapping.get(value.name, value.name)
-    for node in graph.node:
-        node.input[:] = [mapping.get(n, n) for n in node.input]
-        node.output[:] = [mapping.get(n, n) for n in node.output]
 
 
 def check(path, serve, n_features, seed=0):
