@@ -54,6 +54,59 @@ def curves(series, title, xlabel, ylabel, logy=False):
     return figure
 
 
+def function_panels(panels, title, columns=3):
+    """One small panel per function of z: its curves, and points marked on them.
+
+    Args:
+        panels: `{"panel title": {"x": z, "curves": {"label": y, ...},
+            "points": [(x, y, "label"), ...]}}`; `points` may be left out.
+        title: the figure's title.
+        columns: panels per row. Defaults to `3`.
+    """
+    rows = -(-len(panels) // columns)
+    columns = min(columns, len(panels))
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.3 * rows), squeeze=False)
+    for axis, (name, panel) in zip(axes.flat, panels.items()):
+        for label, y in panel["curves"].items():
+            axis.plot(panel["x"], y, label=label)
+        for x, y, label in panel.get("points", ()):
+            axis.plot([x], [y], "o", color="black", ms=4)
+            axis.annotate(label, (x, y), textcoords="offset points", xytext=(6, -12), fontsize=8)
+        axis.axhline(0, color="grey", lw=0.6)
+        axis.axvline(0, color="grey", lw=0.6)
+        axis.set_xlabel("z")
+        axis.set_title(name)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    for axis in list(axes.flat)[len(panels):]:
+        axis.set_visible(False)
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def loss_by_epoch_and_time(runs, title):
+    """Training-loss curves of several runs, by epoch (left) and by wall seconds (right).
+
+    Args:
+        runs: `{"name": {"loss": [...], "seconds": [...]}}`, one value per epoch;
+            `seconds` is the wall time at the end of each epoch.
+        title: the figure's title.
+    """
+    figure, (by_epoch, by_time) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, run in runs.items():
+        by_epoch.plot(range(1, len(run["loss"]) + 1), run["loss"], label=name)
+        by_time.plot(run["seconds"], run["loss"], label=name)
+    for axis, xlabel in ((by_epoch, "epoch"), (by_time, "wall seconds")):
+        axis.set_xlabel(xlabel)
+        axis.set_ylabel("training loss")
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
 def weight_shrinkage(norms, kernels, title):
     """L2 at work: Σw² of the hidden kernels by epoch (left), their weights' histogram (right).
 
