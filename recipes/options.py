@@ -20,6 +20,8 @@ from dataclasses import dataclass, field, fields
 from recipes.errors import UsageError
 
 OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam")
+FLOAT32_MAX = 3.4028234663852886e38
+"""The largest float32: a penalty beyond it cannot even be written into the model."""
 STRATEGIES = ("auto", "mirrored", "multi-worker")
 DEVICES = ("auto", "cpu", "gpu")
 
@@ -127,7 +129,8 @@ OPTIONS = {
         _number(0, low_open=True), 0.01, "LR",
     ),
     "l2": Option(
-        "--l2", "L2 penalty λ on hidden kernels (adds λ·Σw² to the loss)", _number(0), 0.0, "λ",
+        "--l2", "L2 penalty λ on hidden kernels (adds λ·Σw² to the loss)",
+        _number(0, FLOAT32_MAX), 0.0, "λ",
     ),
     "dropout": Option(
         "--dropout", "dropout rate after each hidden layer", _number(0, 1, high_open=True),
@@ -228,7 +231,12 @@ class _Parser(argparse.ArgumentParser):
             flag, _, rest = message[len("argument "):].partition(": ")
             flag = flag.split("/")[-1]
             message = f"`{flag}` {rest}".replace("{flag}", flag)
-        raise UsageError(f"{message} See `{self.prog} --help`.")
+        raise UsageError(f"{_printable(message)} See `{self.prog} --help`.")
+
+
+def _printable(text):
+    """`text` on one line: a newline or other control character typed in a value is escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
 def parser_for(recipe):
@@ -288,7 +296,7 @@ def parse(recipe, argv):
         )
     if config.data is not None and config.target is None:
         raise UsageError(
-            f"`--data {config.data}` needs `--target COLUMN`, the column to predict. "
+            f"`--data {_printable(config.data)}` needs `--target COLUMN`, the column to predict. "
             "Add `--target` with one of the file's column names."
         )
     if config.drop and config.data is None:
@@ -298,7 +306,7 @@ def parse(recipe, argv):
         )
     if config.target is not None and config.target in config.drop:
         raise UsageError(
-            f"`--drop {config.target}` names the target column, which cannot be left out. "
-            "Drop feature columns only, or pick another `--target`."
+            f"`--drop {_printable(config.target)}` names the target column, which cannot be "
+            "left out. Drop feature columns only, or pick another `--target`."
         )
     return config

@@ -89,7 +89,7 @@ def test_unknown_recipe_suggests_the_closest_name(cli):
         (["--hidden", "0"], "--hidden", "Received: --hidden=0"),
         (["--seed", "1.5"], "--seed", "must be an integer >= 0"),
         (["--dropout", "1"], "--dropout", "must be a number in [0, 1)"),
-        (["--l2", "-1"], "--l2", "must be a number in [0, inf]"),
+        (["--l2", "-1"], "--l2", "must be a number in [0, 3.40282e+38]"),
         (["--patience", "0"], "--patience", "must be an integer >= 1"),
         (["--device", "tpu"], "--device", "must be one of auto, cpu, gpu"),
         (["--strategy", "ring"], "--strategy", "must be one of auto, mirrored, multi-worker"),
