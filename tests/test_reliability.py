@@ -134,7 +134,10 @@ def test_killed_then_interrupted_run_resumes_and_ends_like_an_uninterrupted_one(
 
     # 2. the same command resumes; Ctrl-C (SIGINT) after one more epoch
     with child(args, tmp_path / "b.log") as b:
-        assert b.wait_for(lambda: len(_epochs_shown(b.output.partition("Resuming")[2])) >= 1), b.output
+        def epochs_after_resuming():
+            return _epochs_shown(b.output.partition("Resuming")[2])
+
+        assert b.wait_for(lambda: len(epochs_after_resuming()) >= 1), b.output
         assert b.signal(signal.SIGINT) == 130
         resumed_b = int(re.search(r"Resuming from epoch (\d+) of 12", b.output)[1])
         assert 1 <= resumed_b < 12
@@ -260,7 +263,8 @@ def test_fit_and_checkpoint_check_their_arguments():
     with pytest.raises(ValueError, match=r"`initial_epoch` must be an integer in \[0, epochs=3\]. "
                                          r"Received: initial_epoch=4"):
         training.fit(model, x, y, epochs=3, initial_epoch=4, verbose=0)
-    with pytest.raises(ValueError, match="`every` must be a number of seconds >= 0. Received: every=-1"):
+    with pytest.raises(ValueError, match="`every` must be a number of seconds >= 0. "
+                                         "Received: every=-1"):
         checkpoints.Checkpoint("somewhere", every=-1)
     with pytest.raises(ValueError, match="`pid` must be an integer > 0. Received: pid=0"):
         processes.alive(0)
