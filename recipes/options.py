@@ -172,8 +172,8 @@ OPTIONS = {
     ),
     "restart": Option(
         "--restart", "start training afresh, discarding what an interrupted run of the same "
-        "command saved (by default the same command resumes from its last finished epoch, "
-        "kept in OUTPUT_DIR/.runs/)", flag_only=True,
+        "command saved (by default the same command resumes from the last epoch it saved in "
+        "OUTPUT_DIR/.runs/)", flag_only=True,
     ),
 }
 
