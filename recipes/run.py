@@ -25,11 +25,15 @@ usage: python -m recipes.run NAME [options]     run one recipe
 
 
 def list_recipes(out=None):
-    """Prints every recipe: name, scenario, default data, one line."""
+    """Prints every recipe: name and scenario, then its default data and one line."""
     out = out or sys.stdout
-    rows = [[r.name, r.scenario, r.data, r.summary] for r in map(registry.get, registry.names())]
-    out.write(report.format_table(report.Table("Recipes", ["name", "scenario", "data", "what it shows"], rows)))
-    out.write("\n\nRun one with `python -m recipes.run NAME`; `NAME --help` explains it.\n")
+    recipes = [registry.get(name) for name in registry.names()]
+    width = max(len(r.name) for r in recipes) + 2
+    for recipe in recipes:
+        out.write(f"{recipe.name.ljust(width)}{recipe.scenario}\n")
+        out.write(f"{'':{width}}data: {recipe.data}\n{'':{width}}{recipe.summary}\n")
+    out.write(f"\n{len(recipes)} recipes. Run one with `python -m recipes.run NAME`; "
+              "`NAME --help` explains it.\n")
 
 
 def _save_outputs(config, result):
