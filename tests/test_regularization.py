@@ -350,7 +350,7 @@ def _taking(option):
 @pytest.mark.parametrize(
     "option, value, words",
     [
-        ("--l2", "-0.1", "must be a number in [0, inf]. Received: --l2=-0.1"),
+        ("--l2", "-0.1", "must be a number in [0, 3.40282e+38]. Received: --l2=-0.1"),
         ("--l2", "lots", "Received: --l2=lots"),
         ("--dropout", "1", "must be a number in [0, 1). Received: --dropout=1"),
         ("--dropout", "-0.2", "Received: --dropout=-0.2"),
