@@ -127,9 +127,17 @@ class TerminateOnNonFinite(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+VALIDATION_BATCH = 8192
+"""Rows per step when `fit` scores the validation data (memory, not statistics)."""
+
 def _build_state(model, x, y):
-    """Creates the optimizer and metric variables outside the traced loop."""
-    model.optimizer.build(model.trainable_variables)
+    """Creates the optimizer and metric variables outside the traced loop.
+
+    A `tf.function` may create variables on its first trace only, and Keras
+    builds the optimizer slots and the compiled loss and metrics lazily: one
+    eager step on one row (no update) creates them all here.
+    """
+    model.optimizer.build(model.trainable_variables)  # a no-op once built: a second fit goes on
     sample_x, sample_y = x[:1], y[:1]
     prediction = model(sample_x, training=False)
     model.compute_loss(x=sample_x, y=sample_y, y_pred=prediction, training=False)
@@ -144,6 +152,76 @@ def _reset_metrics(model):
 
 def _logs(values):
     return {k: float(v) for k, v in values.items()}
+
+
+def _repeat(count, body):
+    """Runs `body(step)` for `step` in `range(count)` as one graph loop (inline if once)."""
+    if count == 1:
+        body(tf.constant(0))
+        return
+
+    def next_step(step):
+        body(step)
+        return (step + 1,)
+
+    tf.while_loop(lambda step: step < count, next_step, (tf.constant(0),))
+
+
+def _epoch_function(model, x, y, batch, validation_data=None):
+    """Returns `run_epoch(order) -> logs`: one epoch of training and validation in one call.
+
+    The whole epoch is one `tf.function` call: reset the metrics, run the
+    model's own `train_step` on the rows of `order` batch by batch (a graph
+    `while_loop`), read the training metrics, then reset them and run
+    `test_step` over the validation rows (`val_` logs). It is traced without
+    AutoGraph (Keras's step functions need none, and converting them is most of
+    the tracing time) and once per `fit`: the order changes every epoch, its
+    shape never. Per epoch, Python does one call and converts a few scalars.
+
+    Args:
+        model: a compiled model whose state `_build_state` has created.
+        x: training features, a float32 tensor.
+        y: training targets, a tensor.
+        batch: rows per training step.
+        validation_data: `(x_val, y_val)` arrays, or `None`. Defaults to `None`.
+
+    Returns:
+        A function of a NumPy permutation of the training rows that returns the
+        epoch's logs as a dict of Python floats.
+    """
+    steps = -(-int(x.shape[0]) // batch)
+    if validation_data is not None:
+        x_val = tf.convert_to_tensor(np.asarray(validation_data[0], dtype=np.float32))
+        y_val = tf.convert_to_tensor(np.asarray(validation_data[1]))
+        val_steps = -(-int(x_val.shape[0]) // VALIDATION_BATCH)
+
+    def train_batch(order, step):
+        rows = order[step * batch:(step + 1) * batch]
+        model.train_step((tf.gather(x, rows), tf.gather(y, rows)))
+
+    def validation_batch(step):
+        start = step * VALIDATION_BATCH
+        end = start + VALIDATION_BATCH
+        model.test_step((x_val[start:end], y_val[start:end]))
+
+    # Reads and resets of a metric's variables run in program order: TensorFlow
+    # chains the stateful ops on each variable inside a tf.function.
+    @tf.function(autograph=False)
+    def epoch(order):
+        _reset_metrics(model)
+        _repeat(steps, lambda step: train_batch(order, step))
+        logs = dict(model.get_metrics_result())
+        if validation_data is not None:
+            _reset_metrics(model)
+            _repeat(val_steps, validation_batch)
+            logs.update({f"val_{k}": v for k, v in model.get_metrics_result().items()})
+        return logs
+
+    def run_epoch(order):
+        return _logs(epoch(tf.constant(order)))
+
+    run_epoch.function = epoch  # for inspection: e.g. its tracing count
+    return run_epoch
 
 
 def fit(
@@ -198,27 +276,7 @@ def fit(
     batch = n if batch_size == "full" else min(int(batch_size), n)
     steps = -(-n // batch)
     _build_state(model, x, y)
-
-    @tf.function
-    def train_epoch(order):
-        for step in tf.range(steps):
-            rows = order[step * batch:(step + 1) * batch]
-            model.train_step((tf.gather(x, rows), tf.gather(y, rows)))
-        return model.get_metrics_result()
-
-    evaluate = None
-    if validation_data is not None:
-        x_val = tf.convert_to_tensor(np.asarray(validation_data[0], dtype=np.float32))
-        y_val = tf.convert_to_tensor(np.asarray(validation_data[1]))
-        val_batch = 8192
-        val_steps = -(-int(x_val.shape[0]) // val_batch)
-
-        @tf.function
-        def evaluate():
-            for step in tf.range(val_steps):
-                start = step * val_batch
-                model.test_step((x_val[start:start + val_batch], y_val[start:start + val_batch]))
-            return model.get_metrics_result()
+    run_epoch = _epoch_function(model, x, y, batch, validation_data)
 
     history = keras.callbacks.History()
     extra = [EpochLogger(epochs)] if verbose else []
@@ -235,11 +293,7 @@ def fit(
     for epoch in range(initial_epoch, epochs):
         started = time.perf_counter()
         callback_list.on_epoch_begin(epoch)
-        _reset_metrics(model)
-        logs = _logs(train_epoch(tf.constant(rng.permutation(n))))
-        if evaluate is not None:
-            _reset_metrics(model)
-            logs.update({f"val_{k}": v for k, v in _logs(evaluate()).items()})
+        logs = run_epoch(rng.permutation(n))
         epoch_seconds.append(time.perf_counter() - started)
         callback_list.on_epoch_end(epoch, logs)
         if model.stop_training:

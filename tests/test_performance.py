@@ -1,0 +1,176 @@
+"""The fast paths of issue 12 stay correct: the training loop, its callbacks, a light CLI.
+
+No timings are asserted here (a shared machine makes them noise); speed is
+`scripts/bench.py`'s job. These tests hold what the speed must not cost: the
+same training as `model.fit`, the same numbers with one intra-op thread, one
+trace per `fit`, callbacks at every epoch, and a `--list` that imports nothing heavy.
+`tests/test_models.py` compares the loop with `model.fit` on iris; here it is
+the benchmark's own job (digits, 64-64) and a binary head.
+"""
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models import data, evaluation, mlp, training
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("tensorflow", "keras", "sklearn", "matplotlib", "numpy")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.split(data.load("digits"), seed=0)
+
+
+def _model(split, head="softmax", n_outputs=10, hidden=(64, 64), seed=0, learning_rate=0.001):
+    keras.utils.set_random_seed(seed)
+    model = mlp.build(split.x_train, head=head, n_outputs=n_outputs, hidden=hidden)
+    training.compile(model, head=head, optimizer="adam", learning_rate=learning_rate)
+    return model
+
+
+def _accuracy(task, model, split, n_classes):
+    outputs = training.predict(model, split.x_test)
+    return evaluation.metrics(task, split.y_test, outputs, n_classes)["accuracy"]
+
+
+@pytest.mark.parametrize("name, head, n_outputs", [("digits", "softmax", 10), ("breast_cancer", "sigmoid", 1)])
+def test_fast_loop_trains_as_well_as_model_fit(name, head, n_outputs):
+    """The benchmark's job, a few epochs: same seed, about the same loss and test accuracy."""
+    dataset = data.load(name)
+    split = data.split(dataset, seed=0)
+    runs = {}
+    for loop in ("ours", "model.fit"):
+        model = _model(split, head=head, n_outputs=n_outputs, seed=3)
+        args = (split.x_train, split.y_train)
+        kwargs = dict(epochs=6, batch_size=32, verbose=0, validation_data=(split.x_val, split.y_val))
+        if loop == "ours":
+            history = training.fit(model, *args, seed=3, **kwargs)
+        else:
+            history = model.fit(*args, **kwargs)
+        runs[loop] = (history.history, _accuracy(dataset.task, model, split, dataset.n_classes))
+    (ours, ours_accuracy), (keras_fit, keras_accuracy) = runs["ours"], runs["model.fit"]
+    assert set(ours) == set(keras_fit) | {"epoch_seconds"}
+    assert ours["loss"][-1] < ours["loss"][0] / 2
+    assert abs(ours["loss"][-1] - keras_fit["loss"][-1]) < 0.05
+    assert abs(ours["val_loss"][-1] - keras_fit["val_loss"][-1]) < 0.05
+    assert abs(ours_accuracy - keras_accuracy) <= 0.03
+    assert ours_accuracy > 0.9
+
+
+_FINGERPRINT = """
+import keras
+from models import data, mlp, training
+split = data.split(data.load("breast_cancer"), 0)
+keras.utils.set_random_seed(0)
+model = mlp.build(split.x_train, head="sigmoid", hidden=(16, 8), dropout=0.1)
+training.compile(model, head="sigmoid", learning_rate=0.01)
+training.fit(model, split.x_train, split.y_train, epochs=3, batch_size=32,
+             validation_data=(split.x_val, split.y_val), verbose=0)
+print("WEIGHTS", data.fingerprint(*model.get_weights()))
+"""
+
+
+def test_one_intra_op_thread_gives_the_same_numbers():
+    """The CLI's `TF_NUM_INTRAOP_THREADS=1` changes the speed, not the training."""
+    prints = []
+    for threads in ("1", "2"):
+        done = subprocess.run([sys.executable, "-c", _FINGERPRINT], capture_output=True, text=True,
+                              cwd=ROOT, timeout=180, env={**os.environ, "TF_NUM_INTRAOP_THREADS": threads,
+                                                "TF_CPP_MIN_LOG_LEVEL": "2"})
+        assert done.returncode == 0, done.stderr[-2000:]
+        prints.append([line for line in done.stdout.splitlines() if line.startswith("WEIGHTS")])
+    assert len(prints[0]) == 1 and prints[0] == prints[1]
+
+
+def test_cli_sets_one_intra_op_thread_unless_the_user_chose():
+    code = ("import os\nfrom recipes.run import main\nmain(['--list'])\n"
+            "print('THREADS', os.environ['TF_NUM_INTRAOP_THREADS'])\n")
+    for given, expected in ((None, "1"), ("2", "2")):
+        env = {k: v for k, v in os.environ.items() if k != "TF_NUM_INTRAOP_THREADS"}
+        if given:
+            env["TF_NUM_INTRAOP_THREADS"] = given
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              cwd=ROOT, timeout=60, env=env)
+        assert f"THREADS {expected}" in done.stdout, done.stderr[-2000:]
+
+
+def test_epoch_function_traces_once_and_validates_in_the_same_call(digits):
+    model = _model(digits, hidden=(8,))
+    x = tf.constant(digits.x_train)
+    y = tf.constant(digits.y_train)
+    training._build_state(model, x, y)
+    run_epoch = training._epoch_function(model, x, y, 100, (digits.x_val, digits.y_val))
+    rng = np.random.default_rng(0)
+    logs = [run_epoch(rng.permutation(len(digits.y_train))) for _ in range(3)]
+    assert run_epoch.function.experimental_get_tracing_count() == 1
+    assert set(logs[-1]) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert all(isinstance(v, float) for v in logs[-1].values())
+    assert int(model.optimizer.iterations) == 3 * 11  # 1077 rows in batches of 100
+    # the validation numbers are Keras's own for the weights at the epoch's end, validation rows only
+    evaluated = model.evaluate(digits.x_val, digits.y_val, batch_size=8192, verbose=0, return_dict=True)
+    assert logs[-1]["val_loss"] == pytest.approx(evaluated["loss"], abs=1e-6)
+    assert logs[-1]["val_accuracy"] == pytest.approx(evaluated["accuracy"], abs=1e-6)
+    assert logs[-1]["loss"] != pytest.approx(evaluated["loss"], abs=1e-3)  # training logs are their own
+
+
+def test_callbacks_are_called_at_every_epoch_and_early_stopping_restores(digits):
+    model = _model(digits, hidden=(8,), learning_rate=0.3)  # large steps: val loss stalls
+    calls = []
+    recorder = keras.callbacks.LambdaCallback(
+        on_train_begin=lambda logs: calls.append("train_begin"),
+        on_epoch_begin=lambda epoch, logs: calls.append(f"begin {epoch}"),
+        on_epoch_end=lambda epoch, logs: calls.append(f"end {epoch} {sorted(logs)}"),
+        on_train_end=lambda logs: calls.append("train_end"),
+        on_train_batch_end=lambda batch, logs: calls.append("batch"),
+    )
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=2, restore_best_weights=True)
+    progress = io.StringIO()
+    history = training.fit(model, digits.x_train, digits.y_train, epochs=60, batch_size=32,
+                           validation_data=(digits.x_val, digits.y_val), seed=0, verbose=0,
+                           callbacks=[stop, recorder, training.EpochLogger(60, stream=progress)])
+    epochs = len(history.history["loss"])
+    assert epochs < 60 and stop.stopped_epoch == epochs - 1
+    keys = ["accuracy", "loss", "val_accuracy", "val_loss"]
+    assert calls == ["train_begin", *[c for e in range(epochs) for c in (f"begin {e}", f"end {e} {keys}")],
+                     "train_end"]  # epoch hooks only: no per-batch calls
+    assert progress.getvalue().count("\n") == epochs and f"Epoch {epochs}/60" in progress.getvalue()
+    assert len(history.history["epoch_seconds"]) == epochs and history.steps_per_epoch == 34
+    best = min(history.history["val_loss"])
+    restored = model.evaluate(digits.x_val, digits.y_val, batch_size=8192, verbose=0, return_dict=True)
+    assert restored["loss"] == pytest.approx(best, abs=1e-6)
+
+
+def test_a_second_fit_continues_the_optimizer(digits):
+    """As with `model.fit`, a second `fit` keeps Adam's moments: 1 + 1 epochs == 2 epochs."""
+    weights = []
+    for calls in ((0, 2), (0, 1, 2)):
+        model = _model(digits, hidden=(8,))
+        for start, end in zip(calls, calls[1:]):
+            training.fit(model, digits.x_train, digits.y_train, epochs=end, initial_epoch=start,
+                         batch_size=256, verbose=0)
+        assert int(model.optimizer.iterations) == 2 * 5
+        weights.append((model.get_weights(), len(model.optimizer.variables)))
+    (once, n_once), (twice, n_twice) = weights
+    assert n_once == n_twice
+    for a, b in zip(once, twice):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("args", [["--list"], ["--help"], ["multiclass-softmax", "--help"]])
+def test_cli_listing_and_help_import_nothing_heavy(args):
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "recipes.run", *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "recipes.registry" in imported  # the import log was read
+    assert [m for m in HEAVY if m in imported] == []
