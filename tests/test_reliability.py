@@ -311,14 +311,22 @@ def test_kills_around_export_leave_only_whole_version_folders(tmp_path, cli):
     out = tmp_path / "models"
     root = out / "multiclass-softmax"
     args = ["multiclass-softmax", "--epochs", "2", "--output-dir", out]
+
+    def staging():
+        return set(root.glob(f"{export.STAGING_PREFIX}*"))
+
     killed_mid_export = 0
     for i, delay in enumerate((0.0, 0.5, 1.5)):  # into the SavedModel, model.keras/ONNX, the end
+        left_before, resumable = staging(), bool(_checkpoint_files(out))
         with child(args, tmp_path / f"kill-{i}.log") as run:
-            assert run.wait_for(lambda: any(root.glob(f"{export.STAGING_PREFIX}*"))), run.output
+            assert run.wait_for(lambda: staging() - left_before), run.output  # its own export
             time.sleep(delay)
             run.signal(signal.SIGKILL)
+        assert not left_before & staging()  # an earlier kill's folder went at this export
         _whole_versions(root)
-        killed_mid_export += any(root.glob(f"{export.STAGING_PREFIX}*"))
+        killed_mid_export += bool(staging())
+        # a run killed before it completed left its finished training: the next one resumes it
+        assert ("Resuming from epoch 2 of 2 (training had ended" in run.output) == resumable
     assert killed_mid_export >= 1  # at least the kill at once landed inside the export
 
     had_checkpoint = bool(_checkpoint_files(out))
