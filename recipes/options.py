@@ -138,7 +138,7 @@ OPTIONS = {
     ),
     "patience": Option(
         "--patience", "stop after N epochs without a better validation loss and keep the "
-        "best epoch's weights (default: no early stopping)", _integer(1), None, "N",
+        "best epoch's weights", _integer(1), None, "N",
     ),
     "seed": Option(
         "--seed", "seeds Python, NumPy and TensorFlow", _integer(0, 2**32 - 1), 42, "S",
@@ -258,6 +258,7 @@ def parser_for(recipe):
                                 metavar=option.metavar, help=option.help)
             continue
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        shown = "none" if shown is None else shown
         parser.add_argument(
             option.flag, dest=name, type=option.read, default=default, metavar=option.metavar,
             help=f"{option.help} (default: {shown})",
@@ -269,11 +270,10 @@ def parser_for(recipe):
 
 
 def _lesson(recipe):
-    """The first paragraph of the recipe module's docstring, for `--help`."""
+    """The recipe module's docstring, the lesson, for `--help`."""
     import importlib
 
-    doc = (importlib.import_module(recipe.module).__doc__ or "").strip()
-    return doc.split("\n\n")[0] if doc else None
+    return (importlib.import_module(recipe.module).__doc__ or "").strip() or None
 
 
 def parse(recipe, argv):
