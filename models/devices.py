@@ -6,7 +6,9 @@ the first time it uses one.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 
 
 class DeviceError(RuntimeError):
@@ -52,3 +54,35 @@ def select(device="auto"):
         details = tf.config.experimental.get_device_details(gpus[0])
         return f"GPU:0 ({details.get('device_name', 'GPU')})"
     return f"CPU ({os.cpu_count()} cores)"
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Sends what native code writes to file descriptor 2 to /dev/null, for a moment."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def import_tensorflow():
+    """Imports TensorFlow and finds its devices without its native start-up log lines.
+
+    TensorFlow 2.21 writes oneDNN, CUDA-stub and cuInit lines to stderr before its
+    logging is set up, whatever `TF_CPP_MIN_LOG_LEVEL` says. They are noise in a
+    command's output (and look like errors on a machine without a GPU). Python
+    exceptions raised by the import still reach the caller.
+
+    Returns:
+        The `tensorflow` module.
+    """
+    with _native_stderr_silenced():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")
+    return tf

@@ -46,6 +46,7 @@ MARBLES = {"red": 1, "purple": 3, "yellow": 4}
     summary="Marbles' entropy in bits and nats, the best first split, a depth-4 tree "
     "against scikit-learn's.",
     options=("no_export",),
+    tensorflow=False,
 )
 def run(config):
     import json

@@ -51,6 +51,7 @@ class Recipe:
         options: the names of the common options it accepts (see `recipes.options`).
         defaults: its defaults for those options, e.g. `{"epochs": 60}`.
         module: the module that holds it; its docstring is the lesson.
+        tensorflow: whether it uses TensorFlow.
     """
 
     name: str
@@ -61,13 +62,14 @@ class Recipe:
     options: tuple[str, ...]
     defaults: dict = field(default_factory=dict)
     module: str = ""
+    tensorflow: bool = True
 
 
 _RECIPES: dict[str, Recipe] = {}
 _discovered = False
 
 
-def register(name, *, scenario, data, summary, options, defaults=None):
+def register(name, *, scenario, data, summary, options, defaults=None, tensorflow=True):
     """Registers the decorated function as recipe `name`.
 
     Args:
@@ -78,6 +80,8 @@ def register(name, *, scenario, data, summary, options, defaults=None):
         options: the common options it accepts, by name (`recipes.options.OPTIONS`);
             `ALWAYS` (`--seed`, `--output-dir`, `--report`) are added.
         defaults: its own defaults for those options. Defaults to `{}`.
+        tensorflow: whether it uses TensorFlow (the CLI then imports it first,
+            quietly). Defaults to `True`.
 
     Returns:
         The decorator; it returns the function unchanged.
@@ -113,6 +117,7 @@ def register(name, *, scenario, data, summary, options, defaults=None):
             options=tuple(options),
             defaults=defaults,
             module=fn.__module__,
+            tensorflow=tensorflow,
         )
         return fn
 

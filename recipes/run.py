@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from models import distribute
+from models import devices
 from recipes import options, registry, report
 from recipes.errors import RunError, UsageError
 
@@ -68,6 +69,8 @@ def run_recipe(name, argv, out=None):
     recipe = registry.get(name)
     config = options.parse(recipe, argv)
     started = time.perf_counter()
+    if recipe.tensorflow:
+        devices.import_tensorflow()
     result = recipe.run(config)
     result.timing.setdefault("total_seconds", time.perf_counter() - started)
     figure_paths = _save_outputs(config, result)
