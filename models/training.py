@@ -14,8 +14,8 @@ per `fit`, without AutoGraph. On 2 CPU cores the digits 64-64 MLP (34 steps
 an epoch) costs about 0.3 s for the first epoch, tracing included, then
 about 7 ms an epoch (`scripts/bench.py`). Ops this small run faster on one
 thread each: `python -m recipes.run` sets `TF_NUM_INTRAOP_THREADS=1` (same
-numbers, about a third less time per epoch); set it before TensorFlow starts
-to get the same in your own process.
+numbers, a fifth to two fifths less time per epoch); set it before
+TensorFlow starts to get the same in your own process.
 
 Example:
 

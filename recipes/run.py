@@ -87,8 +87,8 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     # One thread per op: the notes' models are too small to split an op across threads, and
-    # the hand-offs cost more than the arithmetic (same numbers, epochs about a third faster:
-    # scripts/bench.py). Set before TensorFlow starts; a value the user set is kept.
+    # the hand-offs cost more than the arithmetic (same numbers; 20-40% less time per epoch
+    # in scripts/bench.py). Set before TensorFlow starts; a value the user set is kept.
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
     if not argv or argv[0] in ("-h", "--help"):
         sys.stdout.write(USAGE)
