@@ -39,7 +39,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import time
 
 STRATEGIES = ("auto", "mirrored", "multi-worker")
 
@@ -323,11 +322,10 @@ def fit(
     Raises:
         ValueError: empty data, or a bad `epochs` or `batch_size`.
     """
-    import keras
     import numpy as np
     import tensorflow as tf
 
-    from models.training import EpochLogger
+    from models.training import run_epochs
 
     x, y = np.asarray(x, dtype=np.float32), np.asarray(y)
     n = len(x)
@@ -398,31 +396,16 @@ def fit(
             evaluate = tf.function(
                 lambda iterator: run_steps(test_step, iterator, val_steps, val_batch, len(x_val)))
 
-        history = keras.callbacks.History()
-        extra = [EpochLogger(epochs)] if verbose else []
-        callback_list = keras.callbacks.CallbackList(
-            [*callbacks, history, *extra], model=model, epochs=epochs, steps=steps, verbose=0
-        )
-        model.stop_training = False
-        epoch_seconds = []
-        callback_list.on_train_begin()
-        logs = {}
-        for epoch in range(epochs):
-            started = time.perf_counter()
-            callback_list.on_epoch_begin(epoch)
+        def run_epoch(epoch):
             _reset_metrics(model)
             logs = _logs(*train_epoch(train_batches))
             if evaluate is not None:
                 _reset_metrics(model)
                 logs.update({f"val_{k}": v for k, v in _logs(*evaluate(val_batches)).items()})
-            epoch_seconds.append(time.perf_counter() - started)
-            callback_list.on_epoch_end(epoch, logs)
-            if model.stop_training:
-                break
-        callback_list.on_train_end(logs)
-    history.history["epoch_seconds"] = epoch_seconds
-    history.steps_per_epoch = steps
-    return history
+            return logs
+
+        return run_epochs(model, run_epoch, epochs=epochs, steps=steps, callbacks=callbacks,
+                          verbose=verbose)
 
 
 def _build_state(model, strategy, x, y):

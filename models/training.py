@@ -288,14 +288,31 @@ def fit(
     _build_state(model, x, y)
     run_epoch = _epoch_function(model, x, y, batch, validation_data)
 
+    rng = np.random.default_rng(seed)
+    for _ in range(initial_epoch):  # the epochs a resumed run has done: same draws, same order
+        rng.permutation(n)
+    return run_epochs(
+        model, lambda epoch: run_epoch(rng.permutation(n)), epochs=epochs, steps=steps,
+        callbacks=callbacks, verbose=verbose, initial_epoch=initial_epoch,
+    )
+
+
+def run_epochs(model, run_epoch, *, epochs, steps, callbacks=(), verbose=1, initial_epoch=0):
+    """Calls `run_epoch(epoch) -> logs` per epoch with Keras callbacks around it, as `fit` does.
+
+    The epoch loop every training path shares (this module's `fit` and
+    `models.distribute.fit`): callbacks at train and epoch boundaries, a stop
+    when a callback sets `model.stop_training`, progress, and the `History`.
+
+    Returns:
+        A `keras.callbacks.History` whose `history` also holds `epoch_seconds`,
+        with `steps_per_epoch` set.
+    """
     history = keras.callbacks.History()
     extra = [EpochLogger(epochs)] if verbose else []
     callback_list = keras.callbacks.CallbackList(
         [*callbacks, history, *extra], model=model, epochs=epochs, steps=steps, verbose=0
     )
-    rng = np.random.default_rng(seed)
-    for _ in range(initial_epoch):  # the epochs a resumed run has done: same draws, same order
-        rng.permutation(n)
     model.stop_training = False
     epoch_seconds = []
     callback_list.on_train_begin()
@@ -303,7 +320,7 @@ def fit(
     for epoch in range(initial_epoch, epochs):
         started = time.perf_counter()
         callback_list.on_epoch_begin(epoch)
-        logs = run_epoch(rng.permutation(n))
+        logs = run_epoch(epoch)
         epoch_seconds.append(time.perf_counter() - started)
         callback_list.on_epoch_end(epoch, logs)
         if model.stop_training:
