@@ -104,6 +104,8 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `... | head` closed our output: stop quietly, as a pipe expects
+        return 141
     except (UsageError, RunError) as error:
         if debug:
             raise

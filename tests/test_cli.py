@@ -136,3 +136,21 @@ def test_names_are_sorted_and_filter_by_pattern():
     assert names == sorted(names)
     assert set(TRAINING_RECIPES) <= set(names)
     assert registry.names("*-regression") == ["leaky-relu-regression", "relu-regression"]
+
+
+def test_a_closed_output_pipe_stops_the_run_quietly(tmp_path):
+    """`python -m recipes.run NAME | head -1`: exit 141 like any pipe reader, no error text."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "recipes.run", "binary-sigmoid", "--epochs", "200", "--no-export",
+         "--output-dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        first = process.stdout.readline()
+        process.stdout.close()
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert first.startswith("Epoch 1/200")
+    assert process.returncode == 141
+    assert "error" not in err and "Traceback" not in err
