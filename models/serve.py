@@ -45,6 +45,7 @@ is `tensorflow/serving`'s job, on the same folder.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.server
 import json
 import logging
@@ -517,6 +518,32 @@ class Server(http.server.ThreadingHTTPServer):
     def server_close(self):
         super().server_close()
         self.store.close()
+
+
+@contextlib.contextmanager
+def running(model_dir="saved_models", host="127.0.0.1", port=0, *, timeout=20.0, **options):
+    """Serves `model_dir` from a background thread for the length of a `with` block.
+
+    For tests and for apps that embed the server; it is always shut down on exit.
+
+    Args:
+        model_dir, host, options: as for `make_server`.
+        port: the TCP port. Defaults to `0` (a free one; see `server_address`).
+        timeout: seconds to wait for the thread at shutdown. Defaults to `20.0`.
+
+    Yields:
+        The running `Server`.
+    """
+    httpd = make_server(model_dir, host, port, **options)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    try:
+        yield httpd
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=timeout)
 
 
 def make_server(model_dir="saved_models", host="127.0.0.1", port=8501, *,

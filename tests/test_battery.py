@@ -8,7 +8,6 @@ was fine), and the server answers JSON with a 4xx status and stays up.
 import http.client
 import json
 import math
-import threading
 
 import pytest
 from hypothesis import HealthCheck, event, example, given, settings
@@ -121,16 +120,8 @@ def server(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("battery-models")
     assert main(["multiclass-softmax", "--epochs", "1", "--output-dir", str(root)]) == 0
-    httpd = serve.make_server(root, port=0, max_body_bytes=4096)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    try:
+    with serve.running(root, max_body_bytes=4096) as httpd:
         yield httpd
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=20)
 
 
 def _request(server, method, path, body):

@@ -1,6 +1,5 @@
 """`models.serve` over real HTTP on localhost: TensorFlow Serving's REST API, errors, versions, load."""
 
-import contextlib
 import http.client
 import json
 import os
@@ -67,18 +66,9 @@ class Client:
         return self.request("POST", path, body, {"Content-Type": "application/json"})
 
 
-@contextlib.contextmanager
 def running(model_dir, **options):
     """A server on a free port, serving in a thread; always shut down."""
-    httpd = serve.make_server(model_dir, port=0, max_body_bytes=MAX_BODY, **options)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield httpd
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=TIMEOUT)
+    return serve.running(model_dir, max_body_bytes=MAX_BODY, timeout=TIMEOUT, **options)
 
 
 @pytest.fixture
