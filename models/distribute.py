@@ -325,7 +325,7 @@ def fit(
     import numpy as np
     import tensorflow as tf
 
-    from models.training import run_epochs
+    from models.training import calling, is_lean, run_epochs, tracing
 
     x, y = np.asarray(x, dtype=np.float32), np.asarray(y)
     n = len(x)
@@ -396,12 +396,24 @@ def fit(
             evaluate = tf.function(
                 lambda iterator: run_steps(test_step, iterator, val_steps, val_batch, len(x_val)))
 
+        # One replica, a small model, CPUs: traced and called as `models.training.fit` does
+        # (on the default executor still), so both compute the same numbers. Not with more
+        # replicas: a graph `While` cannot span devices, and collectives need threads.
+        lean = replicas == 1 and is_lean(model)
+        with tracing(lean):
+            train_epoch.get_concrete_function(train_batches)
+            if evaluate is not None:
+                evaluate.get_concrete_function(val_batches)
+        call = calling(lean)
+
         def run_epoch(epoch):
             _reset_metrics(model)
-            logs = _logs(*train_epoch(train_batches))
+            with call:
+                logs = _logs(*train_epoch(train_batches))
             if evaluate is not None:
                 _reset_metrics(model)
-                logs.update({f"val_{k}": v for k, v in _logs(*evaluate(val_batches)).items()})
+                with call:
+                    logs.update({f"val_{k}": v for k, v in _logs(*evaluate(val_batches)).items()})
             return logs
 
         return run_epochs(model, run_epoch, epochs=epochs, steps=steps, callbacks=callbacks,

@@ -174,3 +174,83 @@ def test_cli_listing_and_help_import_nothing_heavy(args):
                 if line.startswith("import time:")}
     assert "recipes.registry" in imported  # the import log was read
     assert [m for m in HEAVY if m in imported] == []
+
+
+_ON_GPU = bool(tf.config.list_logical_devices("GPU"))
+
+
+def _executor(run_epoch):
+    options = getattr(run_epoch.call_options, "options", None)
+    return None if options is None else options.executor_type
+
+
+@pytest.mark.skipif(_ON_GPU, reason="with a GPU every model keeps TensorFlow's defaults")
+def test_small_models_train_on_the_lean_path_and_large_ones_do_not(digits):
+    small, large = _model(digits, hidden=(64, 64)), _model(digits, hidden=(256, 256))
+    assert small.count_params() < training.LEAN_PARAMETERS < large.count_params()
+    assert training.is_lean(small) and not training.is_lean(large)
+    x, y = tf.constant(digits.x_train), tf.constant(digits.y_train)
+    executors = []
+    for model in (small, large):
+        training._build_state(model, x, y)
+        run_epoch = training._epoch_function(model, x, y, 256)
+        run_epoch(np.arange(len(digits.y_train)))
+        executors.append(_executor(run_epoch))
+    assert executors == [training.SINGLE_THREADED, None]
+
+
+@pytest.mark.skipif(_ON_GPU, reason="with a GPU every model keeps TensorFlow's defaults")
+def test_the_lean_path_computes_what_tensorflows_defaults_compute(digits, monkeypatch):
+    """Grappler off and the single-threaded executor change the speed, not the training."""
+    runs = []
+    for limit in (training.LEAN_PARAMETERS, 0):  # 0: no model is lean
+        monkeypatch.setattr(training, "LEAN_PARAMETERS", limit)
+        model = _model(digits, hidden=(32, 32), seed=5)
+        history = training.fit(model, digits.x_train, digits.y_train, epochs=4, batch_size=64,
+                               validation_data=(digits.x_val, digits.y_val), seed=5, verbose=0)
+        runs.append((history.history, model.get_weights()))
+    (lean, lean_weights), (default, default_weights) = runs
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert lean[key] == pytest.approx(default[key], rel=1e-5), key
+    for a, b in zip(lean_weights, default_weights):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+_LOSS_SCALE = """
+import keras
+from models import data, mlp, training
+split = data.split(data.load("iris"), 0)
+keras.utils.set_random_seed(0)
+model = mlp.build(split.x_train, head="softmax", n_outputs=3, hidden=(8,))
+training.compile(model, head="softmax",
+                 optimizer=keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(0.01)))
+history = training.fit(model, split.x_train, split.y_train, epochs=3, batch_size=16, verbose=0)
+print("LOSSES", history.history["loss"])
+"""
+
+
+def test_a_conditional_in_the_step_keeps_the_default_executor():
+    """The single-threaded executor hangs on an `If` inside the loop: such a step must not get it.
+
+    `LossScaleOptimizer` (mixed precision) puts one in every step. Run in a child
+    process with a time limit, so that a regression fails here instead of hanging.
+    """
+    done = subprocess.run([sys.executable, "-c", _LOSS_SCALE], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    losses = [float(v) for v in done.stdout.split("LOSSES")[1].strip(" []\n").split(",")]
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    plain = keras.optimizers.SGD(0.1)
+    assert training._has_conditionals(_traced_step(keras.optimizers.LossScaleOptimizer(plain)))
+    assert not training._has_conditionals(_traced_step(keras.optimizers.SGD(0.1)))
+
+
+def _traced_step(optimizer):
+    """The graph of a one-weight model's epoch, traced as `fit` traces it on the lean path."""
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    training.compile(model, head="linear", optimizer=optimizer)
+    x, y = tf.constant(np.ones((4, 2), np.float32)), tf.constant(np.ones((4, 1), np.float32))
+    training._build_state(model, x, y)
+    run_epoch = training._epoch_function(model, x, y, 2)
+    with training.tracing(True):
+        return run_epoch.function.get_concrete_function(tf.constant(np.arange(4))).graph
