@@ -7,7 +7,9 @@
    repeat so that they share the machine's load:
 
    - `ours`: `models.training.fit`, the package's path (whole epoch in one
-     `tf.function`), tracing of the first epoch included;
+     `tf.function`; on a CPU, for a model this small, without grappler and on
+     the single-threaded executor: `models.training.is_lean`), tracing of the
+     first epoch included;
    - `ours + callbacks`: the same with validation data, `EarlyStopping`
      (patience long enough to run every epoch), `History` and the per-epoch
      progress line (written to a buffer);
