@@ -269,7 +269,8 @@ def is_lean(model):
     on TensorFlow's single-threaded executor where it can be (`calling`).
     On 2 CPU cores, for the digits 64-64 MLP (9,000 weights, 34 steps an
     epoch) that takes the first epoch from about 0.30 s to 0.17 s and later
-    ones from 6.2 to 4.7 ms, with the same numbers to about 1e-7.
+    ones from 6.2 to 4.7 ms, with the same losses and accuracies (to 1e-5
+    in `tests/test_performance.py`).
 
     Past about `LEAN_PARAMETERS` weights it costs instead: the loop body
     then misses TensorFlow's oneDNN rewrites and grappler's fusions, and a
