@@ -325,19 +325,11 @@ def fit(
     import numpy as np
     import tensorflow as tf
 
-    from models.training import calling, is_lean, run_epochs, tracing
+    from models.training import batching, calling, is_lean, run_epochs, tracing
 
     x, y = np.asarray(x, dtype=np.float32), np.asarray(y)
     n = len(x)
-    if n == 0:
-        raise ValueError("`x` must hold at least one row. Received: 0 rows")
-    if not (batch_size == "full" or (isinstance(batch_size, int) and batch_size >= 1)):
-        raise ValueError(
-            f"`batch_size` must be an integer >= 1 or 'full'. Received: batch_size={batch_size!r}")
-    if not (isinstance(epochs, int) and epochs >= 1):
-        raise ValueError(f"`epochs` must be an integer >= 1. Received: epochs={epochs!r}")
-    batch = n if batch_size == "full" else min(int(batch_size), n)
-    steps = -(-n // batch)
+    batch, steps = batching(n, batch_size, epochs)
     replicas = strategy.num_replicas_in_sync
 
     def replica_loss(data, global_rows, training):

@@ -381,19 +381,12 @@ def fit(
     x = tf.convert_to_tensor(np.asarray(x, dtype=np.float32))
     y = tf.convert_to_tensor(np.asarray(y))
     n = int(x.shape[0])
-    if n == 0:
-        raise ValueError("`x` must hold at least one row. Received: 0 rows")
-    if not (batch_size == "full" or (isinstance(batch_size, int) and batch_size >= 1)):
-        raise ValueError(f"`batch_size` must be an integer >= 1 or 'full'. Received: batch_size={batch_size!r}")
-    if not (isinstance(epochs, int) and epochs >= 1):
-        raise ValueError(f"`epochs` must be an integer >= 1. Received: epochs={epochs!r}")
+    batch, steps = batching(n, batch_size, epochs)
     if not (isinstance(initial_epoch, int) and 0 <= initial_epoch <= epochs):
         raise ValueError(
             f"`initial_epoch` must be an integer in [0, epochs={epochs}]. "
             f"Received: initial_epoch={initial_epoch!r}"
         )
-    batch = n if batch_size == "full" else min(int(batch_size), n)
-    steps = -(-n // batch)
     _build_state(model, x, y)
     run_epoch = _epoch_function(model, x, y, batch, validation_data)
 
@@ -404,6 +397,23 @@ def fit(
         model, lambda epoch: run_epoch(rng.permutation(n)), epochs=epochs, steps=steps,
         callbacks=callbacks, verbose=verbose, initial_epoch=initial_epoch,
     )
+
+
+def batching(n, batch_size, epochs):
+    """Checks a `fit`'s rows, `batch_size` and `epochs`; returns `(rows per step, steps per epoch)`.
+
+    Raises:
+        ValueError: no rows, or a `batch_size` or `epochs` that is not an integer >= 1
+            (`batch_size` may also be `"full"`).
+    """
+    if n == 0:
+        raise ValueError("`x` must hold at least one row. Received: 0 rows")
+    if not (batch_size == "full" or (isinstance(batch_size, int) and batch_size >= 1)):
+        raise ValueError(f"`batch_size` must be an integer >= 1 or 'full'. Received: batch_size={batch_size!r}")
+    if not (isinstance(epochs, int) and epochs >= 1):
+        raise ValueError(f"`epochs` must be an integer >= 1. Received: epochs={epochs!r}")
+    batch = n if batch_size == "full" else min(int(batch_size), n)
+    return batch, -(-n // batch)
 
 
 def run_epochs(model, run_epoch, *, epochs, steps, callbacks=(), verbose=1, initial_epoch=0):
