@@ -27,7 +27,7 @@ version or path), 405, 411 and 413 (body over `--max-body-bytes`); the server
 never answers with a traceback and stays up. The newest version is served by
 default; a version folder added while the server runs is used by the next
 request (folders are listed per request, and a version folder appears whole,
-see `models.export`). For a model run by the SavedModel, requests that arrive
+see `models.export.layout`). For a model run by the SavedModel, requests that arrive
 while the model is busy are run together in one call (`Batcher`); an ONNX call
 is cheaper than handing a request to a batching thread, so those are run as
 they come (`--batching on|off` overrides; `scripts/bench_serve.py` measures
@@ -60,7 +60,7 @@ from pathlib import Path
 import numpy as np
 
 from models import zoo
-from models.export import versions
+from models.export.layout import versions
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 """The default request-body limit: about 100,000 rows of 30 features."""

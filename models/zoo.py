@@ -1,6 +1,6 @@
 """Exported models in an app: list them, load one, predict.
 
-A recipe's export (`saved_models/NAME/VERSION/`, see `models.export`) is all
+A recipe's export (`saved_models/NAME/VERSION/`, see `models.export.layout`) is all
 an app needs: no recipe code, no training code, no `model.predict`.
 
 - `names(model_dir)`: the models there;
@@ -43,23 +43,19 @@ from pathlib import Path
 
 import numpy as np
 
-from models.export import versions
+from models.export.layout import (
+    FLOAT32_MAX,
+    INPUT,
+    METADATA_FILE,
+    ONNX_FILE,
+    OUTPUTS,
+    SAVEDMODEL_FILE,
+    SIGNATURE,
+    versions,
+)
 
-SIGNATURE = "serving_default"
-INPUT = "features"
-OUTPUTS = {
-    "binary": ("class_ids", "labels", "probabilities"),
-    "multiclass": ("class_ids", "labels", "probabilities"),
-    "regression": ("predictions",),
-}
-"""The signature's output names for each task, sorted."""
-
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 BACKENDS = ("auto", "onnx", "savedmodel")
-ONNX_FILE = "model.onnx"
-SAVEDMODEL_FILE = "saved_model.pb"
-METADATA_FILE = "metadata.json"
 
 
 class ModelNotFoundError(FileNotFoundError):

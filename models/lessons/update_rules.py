@@ -1,7 +1,7 @@
 """The five update rules of the notes in NumPy, as Keras 3 computes them.
 
 Notes: "Optimizers" (W := W − α·∇, Momentum, AdaGrad, RMSProp, Adam);
-NOTES-ERRATA #3, #4, #15.
+ERRATA #3, #4, #15.
 
 Each rule is one function with the same shape,
 
@@ -23,7 +23,7 @@ a rule to a sequence of gradients.
 Example:
 
 >>> import numpy as np
->>> from models import update_rules
+>>> from models.lessons import update_rules
 >>> w, state = update_rules.momentum(np.array([1.0]), np.array([0.5]), learning_rate=0.1)
 >>> w, state
 (array([0.95]), array([-0.05]))
@@ -75,7 +75,7 @@ def momentum(weights, gradient, state=None, *, learning_rate=0.01, momentum=0.9)
 
     The notes: v_t = η·v_{t−1} − α·∇J, then W := W − v_t.
     Keras `SGD(momentum=m)`: `v = m * v - learning_rate * g; w = w + v`, with v = 0 at first.
-    Difference (NOTES-ERRATA #3): the velocity already points downhill (it holds
+    Difference (ERRATA #3): the velocity already points downhill (it holds
     −α·∇J), so it must be added: W := W + v_t. The notes' W − v_t steps uphill
     and climbs the loss. (The notes' η is Keras's `momentum`, their α the
     learning rate.)
@@ -103,7 +103,7 @@ def adagrad(weights, gradient, state=None, *, learning_rate=0.001,
     The notes: G(0) = 0, G(t) = G(t−1) + (∂L/∂w)², W := W − η / (√G + ε) · ∇J.
     Keras `Adagrad`: `G` starts at `initial_accumulator_value` (0.1),
     `G = G + g²; w = w - learning_rate * g / sqrt(G + epsilon)`.
-    Differences (NOTES-ERRATA #4): the accumulator starts at 0.1, not 0, so the
+    Differences (ERRATA #4): the accumulator starts at 0.1, not 0, so the
     first step is η·g / √(0.1 + g²) rather than the notes' η·g / (|g| + ε) ≈ η·sign(g);
     and ε sits inside the square root, √(G + ε), not outside it.
 
@@ -171,7 +171,7 @@ def adam(weights, gradient, state=None, *, learning_rate=0.001, beta_1=0.9, beta
     Differences: the same moments, but ε is added to the uncorrected √v, so
     Keras's ε is the paper's ε times √(1 − β₂ᵗ) ("epsilon hat"). With the same
     ε the two steps differ by a relative ε / √v or less, which matters only
-    for gradients near ε in size. Memory (NOTES-ERRATA #15): the notes say
+    for gradients near ε in size. Memory (ERRATA #15): the notes say
     Adam "requires less memory"; it keeps two numbers per weight (m and v),
     against none for SGD and one for Momentum, AdaGrad or RMSProp.
 
@@ -201,10 +201,10 @@ def adam(weights, gradient, state=None, *, learning_rate=0.001, beta_1=0.9, beta
 
 
 RULES = {"sgd": sgd, "momentum": momentum, "adagrad": adagrad, "rmsprop": rmsprop, "adam": adam}
-"""The package's optimizer names (`models.training.OPTIMIZERS`) -> their update rules."""
+"""The package's optimizer names (`models.training.optimizers.NAMES`) -> their update rules."""
 
 STATE_PER_WEIGHT = {"sgd": 0, "momentum": 1, "adagrad": 1, "rmsprop": 1, "adam": 2}
-"""Numbers each rule keeps per weight between steps (NOTES-ERRATA #15)."""
+"""Numbers each rule keeps per weight between steps (ERRATA #15)."""
 
 
 def trajectory(name, weights, gradients, **hyperparameters):

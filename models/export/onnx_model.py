@@ -3,14 +3,15 @@
 The SavedModel stays the serving format; the ONNX file is there for fast
 in-process prediction (`models.zoo` runs it with ONNX Runtime) and for apps
 that should not import TensorFlow at all. It is the serving function of
-`models.export.serving_function` converted with tf2onnx, so it has the same
+`models.export.savedmodel.serving_function` converted with tf2onnx, so it has the same
 input (`features`, float32 `[None, n_features]`) and the same named outputs
 (`probabilities`, `class_ids`, `labels`, or `predictions`).
 
 Keras 3 models do not go through tf2onnx's `from_keras`, and `from_function`
 leaves the constants a Keras `Normalization` layer captures as graph inputs.
 So the serving function is traced, its variables and captured tensors are
-frozen into constants, and that graph is converted with `from_graph_def`.
+frozen into constants (`models.tensorflow_internals.freeze`), and that graph is
+converted with `from_graph_def`.
 Each conversion is checked at once: ONNX Runtime runs the file on a few rows
 and its outputs must match TensorFlow's.
 
@@ -26,7 +27,8 @@ import time
 
 import numpy as np
 
-FILENAME = "model.onnx"
+from models.export.layout import INPUT, ONNX_FILE as FILENAME
+
 OPSET = 17
 """ONNX opset of the exports; ONNX Runtime 1.16 and later run it."""
 
@@ -50,13 +52,12 @@ def convert(serve):
     """
     import tensorflow as tf
     import tf2onnx
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2,
-    )
+
+    from models import tensorflow_internals
 
     concrete = serve.get_concrete_function()
     names = sorted(concrete.structured_outputs)  # the frozen outputs follow sorted keys
-    frozen = convert_variables_to_constants_v2(concrete)
+    frozen = tensorflow_internals.freeze(concrete)
     inputs = [t.name for t in frozen.inputs if t.dtype != tf.resource]
     outputs = [t.name for t in frozen.outputs]
     if len(inputs) != 1 or len(outputs) != len(names):
@@ -67,7 +68,7 @@ def convert(serve):
     with _Captured("tf2onnx") as problems, _Captured("tensorflow"):
         proto, _ = tf2onnx.convert.from_graph_def(
             frozen.graph.as_graph_def(), input_names=inputs, output_names=outputs, opset=OPSET,
-            tensors_to_rename={inputs[0]: "features", **dict(zip(outputs, names))},
+            tensors_to_rename={inputs[0]: INPUT, **dict(zip(outputs, names))},
         )
     unsupported = [p for p in problems if p.startswith("Unsupported ops")]
     if unsupported:  # tf2onnx logs these and writes the ops through unconverted
@@ -113,7 +114,7 @@ def check(path, serve, n_features, seed=0):
     names = [o.name for o in session.get_outputs()]
     if sorted(names) != sorted(expected):
         raise ValueError(f"ONNX outputs {sorted(names)} differ from the signature's {sorted(expected)}")
-    got = dict(zip(names, session.run(names, {"features": rows})))
+    got = dict(zip(names, session.run(names, {INPUT: rows})))
     largest = 0.0
     for name, want in expected.items():
         if want.dtype.kind == "f":
@@ -123,34 +124,31 @@ def check(path, serve, n_features, seed=0):
     return largest
 
 
-def write(model, folder, task, class_names=None):
-    """Writes `folder/model.onnx` for a Keras `model`; returns the record for `metadata.json`.
+def write(serve, folder, n_features):
+    """Writes `folder/model.onnx` for a serving function; returns the record for `metadata.json`.
 
     Never raises for a model that cannot be converted: the export goes on
     without the file, and the record's `error` says why.
 
     Args:
-        model: the trained Keras model (raw features in).
+        serve: the export's `serving_default` function
+            (`models.export.savedmodel.serving_function`).
         folder: the version folder being written.
-        task: `binary`, `multiclass` or `regression`.
-        class_names: the label of each class (classification). Defaults to `None`.
+        n_features: the width of its `features` input.
 
     Returns:
         `{"file": "model.onnx", "opset", "tf2onnx_version", "onnxruntime_version",
         "max_abs_diff", "seconds"}`, or `{"file": None, "error": "...", "seconds"}`.
     """
-    from models.export import serving_function
-
     started = time.perf_counter()
     target = folder / FILENAME
     try:
         import onnxruntime
         import tf2onnx
 
-        serve = serving_function(model, task, class_names)
         proto = convert(serve)
         target.write_bytes(proto.SerializeToString())
-        largest = check(target, serve, int(model.inputs[0].shape[-1]))
+        largest = check(target, serve, int(n_features))
         return {
             "file": FILENAME, "opset": OPSET, "tf2onnx_version": tf2onnx.__version__,
             "onnxruntime_version": onnxruntime.__version__, "max_abs_diff": largest,

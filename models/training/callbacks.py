@@ -1,6 +1,6 @@
-"""Keras callbacks the recipes add to training: stop when a metric reaches a target.
+"""Keras callbacks of the training path: stop at a target, stop on NaN, show progress.
 
-The notes give two early-stopping rules (NOTES-ERRATA #16). The second, "check
+The notes give two early-stopping rules (ERRATA #16). The second, "check
 the validation log-loss, stop when it gets worse and use the earlier model", is
 Keras's own `EarlyStopping(monitor="val_loss", patience=N,
 restore_best_weights=True)`. The first, "set the criterion Accuracy = 0.9 and
@@ -8,12 +8,15 @@ stop once it is met", is `StopAtTarget` here.
 
 Both act at epoch ends only, so they work with `model.fit` and with
 `models.training.fit` (which calls callbacks at train and epoch boundaries).
+`TerminateOnNonFinite` is Keras's `TerminateOnNaN` at epoch ends, and
+`EpochLogger` the progress line (or bar) `models.training.fit` shows.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import sys
 
 import keras
 
@@ -76,7 +79,7 @@ class StopAtTarget(keras.callbacks.Callback):
     Example:
 
     >>> import keras, numpy as np
-    >>> from models.callbacks import StopAtTarget
+    >>> from models.training.callbacks import StopAtTarget
     >>> keras.utils.set_random_seed(0)
     >>> x = np.random.default_rng(0).normal(size=(256, 2)).astype("float32")
     >>> y = (x[:, 0] + x[:, 1] > 0).astype("int64")
@@ -174,3 +177,45 @@ def _direction_from_model(model, name):
         if metric.name == name and getattr(metric, "_direction", None) in ("up", "down"):
             return "max" if metric._direction == "up" else "min"
     return None
+
+
+class EpochLogger(keras.callbacks.Callback):
+    """Shows progress once per epoch: a Keras progress bar on a terminal, else one line.
+
+    Args:
+        epochs: the number of epochs planned.
+        stream: where to write. Defaults to `sys.stdout`.
+    """
+
+    def __init__(self, epochs, stream=None):
+        super().__init__()
+        self.epochs = epochs
+        self.stream = stream or sys.stdout
+        self._bar = None
+
+    def on_train_begin(self, logs=None):
+        self._bar = keras.utils.Progbar(self.epochs, unit_name="epoch") if self.stream.isatty() else None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self._bar is not None:
+            self._bar.update(epoch + 1, values=list(logs.items()))
+        else:
+            values = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+            self.stream.write(f"Epoch {epoch + 1}/{self.epochs} - {values}\n")
+            self.stream.flush()
+
+
+class TerminateOnNonFinite(keras.callbacks.Callback):
+    """Stops training at the end of the epoch whose loss is NaN or infinite.
+
+    Keras's `TerminateOnNaN` acts on batch ends, which `fit` does not call;
+    this is its epoch-level twin. The epoch's logs (with the bad loss) still
+    reach the other callbacks and the history, so the caller can say which
+    epoch diverged.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            self.model.stop_training = True

@@ -27,7 +27,8 @@ the owner file of a dead process is taken over.
 
 Example:
 
->>> from models import checkpoints, training
+>>> from models import training
+>>> from models.training import checkpoints
 >>> folder = checkpoints.folder_for("saved_models", "my-run", {"seed": 1})  # doctest: +SKIP
 >>> checkpoint = checkpoints.Checkpoint.open(folder)  # doctest: +SKIP
 >>> start = checkpoint.resume_epoch(epochs=20)  # 0 on a fresh run  # doctest: +SKIP
@@ -50,7 +51,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from models import export, processes
+from models.export import layout
 
 RUNS = ".runs"
 """The folder under the export root that holds one folder per unfinished run."""
@@ -324,13 +325,13 @@ def _write_atomically(path, arrays):
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
-    export.fsync_path(path.parent)
+    layout.fsync_path(path.parent)
 
 
 def _take(folder):
     """Writes this process into `folder/owner.json`, unless a live process owns it."""
     owner_file = folder / OWNER
-    me = {"pid": os.getpid(), "host": processes.host(), "since": time.time()}
+    me = {"pid": os.getpid(), "host": layout.host(), "since": time.time()}
     for _ in range(3):
         try:
             handle = os.open(owner_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -341,7 +342,7 @@ def _take(folder):
             except (OSError, ValueError, KeyError, TypeError):
                 owner_file.unlink(missing_ok=True)  # half-written by a killed run
                 continue
-            if pid != os.getpid() and host == processes.host() and processes.alive(pid):
+            if pid != os.getpid() and host == layout.host() and layout.alive(pid):
                 raise CheckpointBusy(
                     f"process {pid} is training the same run (its checkpoint is in {folder})"
                 )

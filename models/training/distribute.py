@@ -325,7 +325,7 @@ def fit(
     import numpy as np
     import tensorflow as tf
 
-    from models.training import batching, calling, is_lean, run_epochs, tracing
+    from models.training.loop import EVALUATION_BATCH, batching, calling, is_lean, run_epochs, tracing
 
     x, y = np.asarray(x, dtype=np.float32), np.asarray(y)
     n = len(x)
@@ -380,7 +380,7 @@ def fit(
         if validation_data is not None:
             x_val = np.asarray(validation_data[0], dtype=np.float32)
             y_val = np.asarray(validation_data[1])
-            val_batch = min(8192, len(x_val))
+            val_batch = min(EVALUATION_BATCH, len(x_val))
             val_steps = -(-len(x_val) // val_batch)
             val_dataset = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(val_batch)
             val_batches = iter(strategy.experimental_distribute_dataset(

@@ -11,6 +11,10 @@ import os
 import sys
 
 
+DEVICES = ("auto", "cpu", "gpu")
+"""`--device` values: `auto` uses a GPU when TensorFlow sees one."""
+
+
 class DeviceError(RuntimeError):
     """The device asked for is not available; the message says what to do."""
 
@@ -28,8 +32,8 @@ def select(device="auto"):
         ValueError: an unknown device name.
         DeviceError: `gpu` on a machine where TensorFlow sees none.
     """
-    if device not in ("auto", "cpu", "gpu"):
-        raise ValueError(f"`device` must be one of auto, cpu, gpu. Received: device={device!r}")
+    if device not in DEVICES:
+        raise ValueError(f"`device` must be one of {', '.join(DEVICES)}. Received: device={device!r}")
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")

@@ -27,7 +27,7 @@ Example:
 >>> x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
 >>> y = (x[:, 0] > 0).astype("int64")
 >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
->>> training.compile(model, head="sigmoid", optimizer="adam", learning_rate=0.1)
+>>> model.compile(optimizer=keras.optimizers.Adam(0.1), loss="binary_crossentropy")
 >>> history = training.fit(model, x, y, epochs=5, batch_size=16, verbose=0)
 >>> len(history.history["loss"])
 5
@@ -36,113 +36,16 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import math
-import sys
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.protobuf import config_pb2
-from tensorflow.python.eager import context
+from models import tensorflow_internals
+from models.training.callbacks import EpochLogger
 
-from models.mlp import HEADS
-
-OPTIMIZERS = {
-    "sgd": lambda lr: keras.optimizers.SGD(learning_rate=lr),
-    "momentum": lambda lr: keras.optimizers.SGD(learning_rate=lr, momentum=0.9),
-    "adagrad": lambda lr: keras.optimizers.Adagrad(learning_rate=lr),
-    "rmsprop": lambda lr: keras.optimizers.RMSprop(learning_rate=lr),
-    "adam": lambda lr: keras.optimizers.Adam(learning_rate=lr),
-}
-"""Optimizer name -> Keras built-in; `momentum` is SGD with momentum 0.9."""
-
-
-def make_optimizer(name, learning_rate):
-    """Returns the Keras optimizer called `name` with step size `learning_rate`.
-
-    Raises:
-        ValueError: an unknown name or a learning rate that is not > 0.
-    """
-    if name not in OPTIMIZERS:
-        raise ValueError(f"`optimizer` must be one of {', '.join(OPTIMIZERS)}. Received: optimizer={name!r}")
-    if not (isinstance(learning_rate, (int, float)) and math.isfinite(learning_rate) and learning_rate > 0):
-        raise ValueError(f"`learning_rate` must be a number > 0. Received: learning_rate={learning_rate}")
-    return OPTIMIZERS[name](float(learning_rate))
-
-
-def compile(model, *, head, optimizer="adam", learning_rate=0.01, target_scale=None):
-    """Compiles `model` with the loss and metric its output head calls for.
-
-    Classification reports `accuracy`; regression reports `mae` in the target's
-    units. For regression with a `target_scale`, the loss is weighted by
-    1 / scale², so it is the MSE of the unit-size target (about 1 - R²).
-
-    Args:
-        model: a Keras model.
-        head: its output head (`models.mlp.HEADS`).
-        optimizer: an optimizer name (`OPTIMIZERS`) or a Keras optimizer. Defaults to `"adam"`.
-        learning_rate: used with an optimizer name. Defaults to `0.01`.
-        target_scale: the `(offset, scale)` of `models.mlp.target_scale`, or `None`.
-    """
-    if head not in HEADS:
-        raise ValueError(f"`head` must be one of {', '.join(HEADS)}. Received: head={head!r}")
-    task, loss = HEADS[head]
-    if isinstance(optimizer, str):
-        optimizer = make_optimizer(optimizer, learning_rate)
-    weight = 1.0 / target_scale[1] ** 2 if target_scale else None
-    model.compile(
-        optimizer=optimizer,
-        loss=loss,
-        loss_weights=weight,
-        metrics=["mae"] if task == "regression" else ["accuracy"],
-    )
-
-
-class EpochLogger(keras.callbacks.Callback):
-    """Shows progress once per epoch: a Keras progress bar on a terminal, else one line.
-
-    Args:
-        epochs: the number of epochs planned.
-        stream: where to write. Defaults to `sys.stdout`.
-    """
-
-    def __init__(self, epochs, stream=None):
-        super().__init__()
-        self.epochs = epochs
-        self.stream = stream or sys.stdout
-        self._bar = None
-
-    def on_train_begin(self, logs=None):
-        self._bar = keras.utils.Progbar(self.epochs, unit_name="epoch") if self.stream.isatty() else None
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        if self._bar is not None:
-            self._bar.update(epoch + 1, values=list(logs.items()))
-        else:
-            values = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
-            self.stream.write(f"Epoch {epoch + 1}/{self.epochs} - {values}\n")
-            self.stream.flush()
-
-
-class TerminateOnNonFinite(keras.callbacks.Callback):
-    """Stops training at the end of the epoch whose loss is NaN or infinite.
-
-    Keras's `TerminateOnNaN` acts on batch ends, which `fit` does not call;
-    this is its epoch-level twin. The epoch's logs (with the bad loss) still
-    reach the other callbacks and the history, so the caller can say which
-    epoch diverged.
-    """
-
-    def on_epoch_end(self, epoch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(loss):
-            self.model.stop_training = True
-
-
-VALIDATION_BATCH = 8192
-"""Rows per step when `fit` scores the validation data (memory, not statistics)."""
+EVALUATION_BATCH = 8192
+"""Rows per step when the validation or test rows are scored (memory, not statistics)."""
 
 def _build_state(model, x, y):
     """Creates the optimizer and metric variables outside the traced loop.
@@ -209,15 +112,15 @@ def _epoch_function(model, x, y, batch, validation_data=None):
     if validation_data is not None:
         x_val = tf.convert_to_tensor(np.asarray(validation_data[0], dtype=np.float32))
         y_val = tf.convert_to_tensor(np.asarray(validation_data[1]))
-        val_steps = -(-int(x_val.shape[0]) // VALIDATION_BATCH)
+        val_steps = -(-int(x_val.shape[0]) // EVALUATION_BATCH)
 
     def train_batch(order, step):
         rows = order[step * batch:(step + 1) * batch]
         model.train_step((tf.gather(x, rows), tf.gather(y, rows)))
 
     def validation_batch(step):
-        start = step * VALIDATION_BATCH
-        end = start + VALIDATION_BATCH
+        start = step * EVALUATION_BATCH
+        end = start + EVALUATION_BATCH
         model.test_step((x_val[start:end], y_val[start:end]))
 
     # Reads and resets of a metric's variables run in program order: TensorFlow
@@ -299,23 +202,18 @@ def calling(lean, single_threaded=False):
     they run on the single-threaded executor. That executor hangs on a
     conditional inside a loop (the mixed-precision `LossScaleOptimizer` has
     one), so pass it only for a graph without any (`_has_conditionals`), and
-    never for collective ops (`models.distribute`). Not lean: changes nothing.
+    never for collective ops (`models.training.distribute`). Not lean: changes nothing.
 
     The options are thread-local, and must be the same at every call of a
     function (TensorFlow keeps one instance of it per call options). The
     executor is set as `tf.experimental.function_executor_type` sets it; the
-    grappler switch goes through the same private `FunctionCallOptions`,
-    which has no public setter.
+    grappler switch goes through TensorFlow's private `FunctionCallOptions`,
+    which has no public setter (`models.tensorflow_internals`: without it,
+    the default options, same numbers).
     """
     if not lean:
         return contextlib.nullcontext()
-    ctx = context.context()
-    config = config_pb2.ConfigProto()
-    config.ParseFromString(ctx.function_call_options.config_proto_serialized)
-    config.graph_options.rewrite_options.disable_meta_optimizer = True
-    options = context.FunctionCallOptions(
-        executor_type=SINGLE_THREADED if single_threaded else "", config_proto=config)
-    return _CallOptions(ctx, options)
+    return tensorflow_internals.call_options(SINGLE_THREADED if single_threaded else "")
 
 
 def _has_conditionals(graph):
@@ -325,22 +223,6 @@ def _has_conditionals(graph):
         for function in graph.as_graph_def().library.function
         for node in function.node_def
     )
-
-
-class _CallOptions:
-    """Sets the thread's function call options inside the block."""
-
-    def __init__(self, ctx, options):
-        self._ctx = ctx
-        self.options = options
-        self._saved = []
-
-    def __enter__(self):
-        self._saved.append(self._ctx.function_call_options)
-        self._ctx.function_call_options = self.options
-
-    def __exit__(self, *exc):
-        self._ctx.function_call_options = self._saved.pop()
 
 
 def fit(
@@ -370,7 +252,7 @@ def fit(
         seed: seeds the per-epoch shuffle. Defaults to `0`.
         verbose: `1` shows progress (`EpochLogger`), `0` is silent. Defaults to `1`.
         initial_epoch: the epoch to start at, as in `model.fit`: a resumed run
-            (`models.checkpoints`) passes the epochs already done. The shuffle
+            (`models.training.checkpoints`) passes the epochs already done. The shuffle
             replays that many epochs' permutations first, so epoch k sees the
             same batches as in an uninterrupted run. Defaults to `0`.
 
@@ -420,7 +302,7 @@ def run_epochs(model, run_epoch, *, epochs, steps, callbacks=(), verbose=1, init
     """Calls `run_epoch(epoch) -> logs` per epoch with Keras callbacks around it, as `fit` does.
 
     The epoch loop every training path shares (this module's `fit` and
-    `models.distribute.fit`): callbacks at train and epoch boundaries, a stop
+    `models.training.distribute.fit`): callbacks at train and epoch boundaries, a stop
     when a callback sets `model.stop_training`, progress, and the `History`.
 
     Returns:
@@ -450,7 +332,7 @@ def run_epochs(model, run_epoch, *, epochs, steps, callbacks=(), verbose=1, init
     return history
 
 
-def predict(model, x, batch_size=8192):
+def predict(model, x, batch_size=EVALUATION_BATCH):
     """Returns `model(x)` as a NumPy array, in batches, without `model.predict`'s overhead."""
     x = np.asarray(x, dtype=np.float32)
     outputs = [model(x[i:i + batch_size], training=False) for i in range(0, len(x), batch_size)]

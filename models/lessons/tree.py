@@ -30,7 +30,7 @@ feature order). NumPy only: no TensorFlow, no scikit-learn.
 Example:
 
 >>> import math
->>> from models import tree
+>>> from models.lessons import tree
 >>> round(tree.entropy([1, 3, 4], kind="counts"), 4)  # the marbles, in bits
 1.4056
 >>> round(tree.entropy([1, 3, 4], base=math.e, kind="counts"), 4)  # the notes' "0.97"

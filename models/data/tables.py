@@ -24,7 +24,7 @@ the file's bytes and `Dataset.name` is the file name.
 
 Example:
 
->>> from models import tables
+>>> from models.data import tables
 >>> iris = tables.read_csv("iris.csv", "species", task="multiclass")  # doctest: +SKIP
 >>> iris.class_names, iris.feature_names[:2]  # doctest: +SKIP
 (['setosa', 'versicolor', 'virginica'], ['sepal_length', 'sepal_width'])
@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.data import Dataset, DataError
+from models.data.bundled import DataError, Dataset
 
 TASKS = ("binary", "multiclass", "regression", "positive")
 """What a caller can ask of the target; `positive` is a regression target >= 0."""

@@ -1,0 +1,102 @@
+"""The SavedModel export of a trained Keras model, in TensorFlow Serving's layout.
+
+`export(model, ...)` writes the next version folder of `ROOT/NAME/`
+(`models.export.layout` says how it is named and published) with
+
+- the SavedModel (`saved_model.pb`, `variables/`, `assets/`) with signature
+  `serving_default`: input `features` float32 `[None, n_features]` of raw values;
+  outputs `probabilities` float32 `[None, n_classes]` (binary: 2 columns),
+  `class_ids` int64 `[None]` and `labels` string `[None]` for classification,
+  `predictions` float32 `[None]` for regression;
+- `model.keras`, the Keras model, for fine-tuning;
+- `model.onnx`, the same serving function in ONNX, for fast prediction and
+  apps without TensorFlow (`models.export.onnx_model`; best effort: when it
+  cannot be converted the folder has no ONNX file and `metadata.json`'s `onnx`
+  says why);
+- `metadata.json`, what the model is and how it was made;
+- whatever else the caller adds (history, figures).
+
+`tensorflow/serving --model_base_path=ROOT/NAME` serves it as it is.
+"""
+
+from __future__ import annotations
+
+from models.export import layout, onnx_model
+
+def serving_function(model, task, class_names=None):
+    """The `serving_default` function of `model`: raw `features` in, named outputs out."""
+    import tensorflow as tf
+
+    n_features = model.inputs[0].shape[-1]
+    spec = tf.TensorSpec([None, n_features], tf.float32, name=layout.INPUT)
+    if task == "regression":
+
+        @tf.function(input_signature=[spec])
+        def serve(features):
+            return {"predictions": tf.reshape(model(features, training=False), [-1])}
+
+        return serve
+    labels = tf.constant([str(c) for c in class_names])
+
+    @tf.function(input_signature=[spec])
+    def serve(features):
+        outputs = model(features, training=False)
+        if task == "binary":
+            outputs = tf.concat([1.0 - outputs, outputs], axis=1)
+        class_ids = tf.argmax(outputs, axis=1, output_type=tf.int64)
+        return {
+            "probabilities": outputs,
+            "class_ids": class_ids,
+            "labels": tf.gather(labels, class_ids),
+        }
+
+    return serve
+
+
+def write_savedmodel(model, path, task, class_names=None, *, serve=None):
+    """Writes `model` as a SavedModel with the `serving_default` signature at `path`.
+
+    `serve` is the signature's function when the caller has made it already
+    (`serving_function`); the same traced function then feeds the ONNX file.
+    """
+    import keras
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(layout.SIGNATURE, serve or serving_function(model, task, class_names))
+    archive.write_out(str(path), verbose=False)
+
+
+def export(model, *, output_dir, name, task, class_names=None, metadata=None, write_extra=None):
+    """Exports a Keras `model` as the next version of `output_dir/name`, whole or not at all.
+
+    Args:
+        model: a trained Keras model taking raw features.
+        output_dir: the export root, e.g. `"saved_models"`.
+        name: the model's folder name (the recipe's name).
+        task: `binary`, `multiclass` or `regression`.
+        class_names: the label of each class (classification).
+        metadata: fields for `metadata.json`; `version`, `task`, `class_names`,
+            `tensorflow_version`, `keras_version`, `onnx` and `created_at` are filled in.
+        write_extra: `callable(folder)` that adds files (history, figures) before
+            the folder is renamed into place. Defaults to `None`.
+
+    Returns:
+        The `Path` of the new version folder.
+    """
+    import keras
+    import tensorflow as tf
+
+    def write(folder):
+        serve = serving_function(model, task, class_names)
+        write_savedmodel(model, folder, task, class_names, serve=serve)
+        model.save(folder / layout.KERAS_FILE)
+        meta["onnx"] = onnx_model.write(serve, folder, model.inputs[0].shape[-1])
+        if write_extra is not None:
+            write_extra(folder)
+
+    meta = dict(metadata or {})
+    meta.update(task=task, tensorflow_version=tf.__version__, keras_version=keras.__version__)
+    if class_names is not None:
+        meta["class_names"] = [str(c) for c in class_names]
+    return layout.write_version(output_dir, name, write, meta)

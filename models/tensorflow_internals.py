@@ -1,0 +1,89 @@
+"""The two private TensorFlow calls the package makes, each with a public fallback.
+
+Everything else in the package uses TensorFlow's public API. These two have no
+public form; each is imported here by name at call time, its shape checked, and
+when it is missing or has changed the caller gets the public behaviour instead:
+the run gets slower (or the export has no ONNX file), it never breaks.
+
+| call | module | what it buys (2-core CPU, TF 2.21) | without it |
+|---|---|---|---|
+| `FunctionCallOptions` with grappler off and an executor | `tensorflow.python.eager.context`, `tensorflow.core.protobuf.config_pb2` | a small model's epoch skips graph optimization and runs on the single-threaded executor: the digits 64-64 MLP's first epoch 0.30 → 0.17 s, later epochs 6.2 → 4.7 ms (`models.training.loop.is_lean`) | TensorFlow's default call options: same numbers, that much slower |
+| `convert_variables_to_constants_v2` | `tensorflow.python.framework.convert_to_constants` | the serving function frozen into one graph that tf2onnx converts (`models.export.onnx_model`) | no `model.onnx`; `metadata.json`'s `onnx` says why, and the zoo runs the SavedModel |
+
+`tests/test_architecture.py` runs a recipe end to end with these modules made
+unimportable, and checks that no other module of the package imports
+`tensorflow.python` or `tensorflow.core`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+
+CONTEXT = "tensorflow.python.eager.context"
+CONFIG_PB2 = "tensorflow.core.protobuf.config_pb2"
+CONVERT_TO_CONSTANTS = "tensorflow.python.framework.convert_to_constants"
+PRIVATE_MODULES = (CONTEXT, CONFIG_PB2, CONVERT_TO_CONSTANTS)
+"""The private modules used here, by name (the tests block exactly these)."""
+
+
+class Unavailable(RuntimeError):
+    """A private call that is missing or has changed in this TensorFlow."""
+
+
+def _attribute(module, name):
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as error:
+        raise Unavailable(f"{module}.{name} is not available in this TensorFlow ({error})") from None
+
+
+def call_options(executor_type=""):
+    """A reusable context manager: function calls inside it skip grappler, on `executor_type`.
+
+    The options are thread-local and must be the same at every call of one
+    `tf.function` (TensorFlow keeps one instance of a function per call
+    options). `executor_type` is `""` (the default executor) or
+    `"SINGLE_THREADED_EXECUTOR"`.
+
+    Returns:
+        The context manager, or `contextlib.nullcontext()` when the private
+        API is unavailable (TensorFlow's default options: same numbers, slower).
+    """
+    try:
+        context = importlib.import_module(CONTEXT)
+        config_pb2 = importlib.import_module(CONFIG_PB2)
+        ctx = context.context()
+        config = config_pb2.ConfigProto()
+        config.ParseFromString(ctx.function_call_options.config_proto_serialized)
+        config.graph_options.rewrite_options.disable_meta_optimizer = True
+        options = context.FunctionCallOptions(executor_type=executor_type, config_proto=config)
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return contextlib.nullcontext()
+    return _CallOptions(ctx, options)
+
+
+class _CallOptions:
+    """Sets the thread's function call options inside the block."""
+
+    def __init__(self, ctx, options):
+        self._ctx = ctx
+        self.options = options
+        self._saved = []
+
+    def __enter__(self):
+        self._saved.append(self._ctx.function_call_options)
+        self._ctx.function_call_options = self.options
+
+    def __exit__(self, *exc):
+        self._ctx.function_call_options = self._saved.pop()
+
+
+def freeze(concrete_function):
+    """The `concrete_function` with its variables and captured tensors turned into constants.
+
+    Raises:
+        Unavailable: this TensorFlow lacks `convert_variables_to_constants_v2`.
+    """
+    convert = _attribute(CONVERT_TO_CONSTANTS, "convert_variables_to_constants_v2")
+    return convert(concrete_function)
