@@ -11,15 +11,18 @@ data (569 tumours, 30 measurements, malignant or benign): hidden ReLU layers,
 one sigmoid output, feature scaling by a `Normalization` layer inside the model.
 
 What to look at: test accuracy and AUC against the majority-class and
-logistic-regression baselines (a small MLP matches or beats logistic regression
-here; both are far above the 63% of always guessing "benign"), and the loss
-curves in `history.png` (validation loss flattening while training loss keeps
-falling is where overfitting starts). The export's `probabilities` output has
+logistic-regression baselines. Both models are far above the 63% of always
+guessing "benign"; with the default seed the MLP scores a little below
+logistic regression on accuracy (0.965 against 0.982) and the same AUC (0.993
+against 0.995): on 30 nearly linearly separable features a hidden layer has
+little to add. The loss curves in `history.png` show where overfitting starts
+(validation loss flattening while training loss keeps falling), which is what
+early stopping (`--patience`) acts on. The export's `probabilities` output has
 two columns, P(malignant) and P(benign), in `class_names` order.
 """
 
-from recipes.options import TRAINING
-from recipes.registry import register
+from recipes.core.options import TRAINING
+from recipes.core.registry import register
 
 
 @register(
@@ -31,7 +34,38 @@ from recipes.registry import register
     defaults={"epochs": 60, "batch_size": 32, "hidden": (16, 8), "learning_rate": 0.003,
               "patience": 10},
 )
-def run(config):
-    from recipes import _supervised
+def binary_sigmoid(run):
+    import keras
 
-    return _supervised.run(config, head="sigmoid", dataset="breast_cancer")
+    config = run.config
+
+    # Data: the breast-cancer table (or your --data CSV), split 60 / 20 / 20 with the seed.
+    data = run.load_data("breast_cancer", task="binary")
+
+    # Model: hidden ReLU layers, then one sigmoid unit, P(class 1). The library puts a
+    # Normalization layer adapted on the training rows in front, so the model takes raw values.
+    with run.scope():
+        network = keras.Sequential(name="binary_sigmoid")
+        for units in config.hidden:
+            network.add(keras.layers.Dense(
+                units, activation="relu",
+                kernel_regularizer=keras.regularizers.L2(config.l2) if config.l2 else None))
+            if config.dropout:
+                network.add(keras.layers.Dropout(config.dropout))
+        network.add(keras.layers.Dense(1, activation="sigmoid"))
+        model = data.with_preprocessing(network)
+        model.compile(optimizer=run.optimizer(), loss="binary_crossentropy",
+                      metrics=["accuracy"])
+
+    # Train: stop once the validation loss has not improved for --patience epochs,
+    # and keep the best epoch's weights.
+    callbacks = []
+    if config.patience:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.patience, restore_best_weights=True))
+    history = run.fit(model, data.x_train, data.y_train, epochs=config.epochs,
+                      batch_size=config.batch_size, validation_data=(data.x_val, data.y_val),
+                      callbacks=callbacks)
+
+    # Evaluate on the test split, against the baselines, and export.
+    return run.finish(model, data, history)

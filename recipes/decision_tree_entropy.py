@@ -6,14 +6,14 @@ marbles, the pure node, the half-and-half node).
 Entropy E = -Σ p_i log p_i measures how mixed a node's classes are. The notes'
 marbles (1 red, 3 purple, 4 yellow) have E = 1.4056 bits; the notes print "0.97",
 which is the same entropy in nats (natural log: 0.9743), although their formula
-says log2 (NOTES-ERRATA #1). A pure node (8 red) has E = 0: nothing is left to
+says log2 (ERRATA #1). A pure node (8 red) has E = 0: nothing is left to
 learn there, so a tree stops splitting it. Half yellow, half purple has E = 1 bit
 (0.6931 nats), the most two classes can have; the notes leave it blank
-(NOTES-ERRATA #2). A split is worth its information gain, the parent's entropy
+(ERRATA #2). A split is worth its information gain, the parent's entropy
 minus its children's, weighted by their sizes; a tree is grown by taking the split
 with the highest gain at every node.
 
-This recipe computes those numbers with `models.tree`, finds the best first split
+This recipe computes those numbers with `models.lessons.tree`, finds the best first split
 of the Wisconsin breast-cancer training rows, grows a depth-4 tree on them, and
 tests it on the held-out rows beside scikit-learn's
 `DecisionTreeClassifier(criterion="entropy", max_depth=4)`. The tree is exported
@@ -32,7 +32,7 @@ toward the leaves. Report `details`: `marbles.entropy_bits`,
 `tree.sklearn_test_accuracy`, `tree.depth`.
 """
 
-from recipes.registry import register
+from recipes.core.registry import register
 
 DATASET = "breast_cancer"
 MAX_DEPTH = 4
@@ -48,7 +48,7 @@ MARBLES = {"red": 1, "purple": 3, "yellow": 4}
     options=("no_export",),
     tensorflow=False,
 )
-def run(config):
+def decision_tree_entropy(run):
     import json
     import math
     import time
@@ -57,19 +57,21 @@ def run(config):
     import sklearn
     from sklearn.tree import DecisionTreeClassifier
 
-    from models import data, export
-    from models.tree import DecisionTree, best_split, entropy
-    from recipes.errors import RunError
-    from recipes.report import Result, Table
+    from models import data
+    from models.export import layout
+    from models.lessons.tree import DecisionTree, best_split, entropy
+    from recipes.core.errors import RunError
+    from recipes.core.report import Result, Table
 
+    config = run.config
     started = time.perf_counter()
 
     # The notes' examples, in bits and in nats.
     marbles = list(MARBLES.values())
     examples = {
-        "marbles 1 red / 3 purple / 4 yellow": (marbles, '"0.97" (nats; NOTES-ERRATA #1)'),
+        "marbles 1 red / 3 purple / 4 yellow": (marbles, '"0.97" (nats; ERRATA #1)'),
         "pure: 8 red": ([8, 0, 0], "0"),
-        "half yellow, half purple": ([4, 4], "blank (NOTES-ERRATA #2)"),
+        "half yellow, half purple": ([4, 4], "blank (ERRATA #2)"),
     }
     entropy_rows = [
         [name, entropy(counts, kind="counts"), entropy(counts, math.e, kind="counts"), notes]
@@ -136,14 +138,14 @@ def run(config):
             "device": "cpu",
         }
         export_started = time.perf_counter()
-        export_path = export.write_version(config.output_dir, config.recipe, write, metadata)
+        export_path = layout.write_version(config.output_dir, config.recipe, write, metadata)
         export_seconds = time.perf_counter() - export_started
         reloaded = DecisionTree.from_dict(
             json.loads((export_path / "tree.json").read_text(encoding="utf-8")))
         if not np.array_equal(reloaded.predict(parts.x_test), tree.predict(parts.x_test)):
             raise RunError(
                 f"The exported tree at {export_path} does not predict like the tree in memory. "
-                "This is a bug in models.tree; re-run with --debug and report it."
+                "This is a bug in models.lessons.tree; re-run with --debug and report it."
             )
         messages.append("Exported tree reloads and predicts the test rows identically.")
         export_path = str(export_path)
@@ -171,13 +173,13 @@ def run(config):
                   entropy_rows),
             Table(f"Best first split ({len(y_fit)} fit rows)",
                   ["tree", "feature", "threshold", "information gain (bits)"],
-                  [["models.tree", feature, first.threshold, first.information_gain],
+                  [["models.lessons.tree", feature, first.threshold, first.information_gain],
                    [f"scikit-learn {sklearn.__version__}",
                     dataset.feature_names[sk_root.feature[0]], float(sk_root.threshold[0]),
                     float(sk_gain)]]),
             Table(f"Depth-{MAX_DEPTH} entropy trees ({len(y_test)} test rows)",
                   ["tree", "test accuracy", "depth", "leaves", "fit seconds"],
-                  [["models.tree", accuracy, tree.depth, tree.n_leaves, fit_seconds],
+                  [["models.lessons.tree", accuracy, tree.depth, tree.n_leaves, fit_seconds],
                    ["scikit-learn", sk_accuracy, int(reference.get_depth()),
                     int(reference.get_n_leaves()), sk_seconds]]),
         ],

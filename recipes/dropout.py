@@ -1,6 +1,6 @@
 """Dropout: random units zeroed while training, nothing dropped at inference.
 
-Notes: "Dropout"; NOTES-ERRATA #11.
+Notes: "Dropout"; ERRATA #11.
 
 The notes say dropout "drops the nodes which do not create any meaningful
 output". It does not choose: `keras.layers.Dropout(rate)` zeroes each unit at
@@ -9,7 +9,7 @@ and only while training. The units that survive are scaled by 1/(1 − rate),
 so a layer's expected output equals its output without dropout. At inference
 (`model.predict`, `model(x)`, the exported model) the layer passes its input
 through unchanged, and the same input gives the same output every time
-(NOTES-ERRATA #11). Because no unit can count on another being there, the
+(ERRATA #11). Because no unit can count on another being there, the
 network cannot lean on fragile co-adapted units, which is why dropout
 regularizes.
 
@@ -35,8 +35,8 @@ inference mode, not the one Keras logs with dropout on). `details`: `rate`,
 `val_accuracy`, `test_accuracy`, `gap`).
 """
 
-from recipes.options import TRAINING
-from recipes.registry import register
+from recipes.core.options import TRAINING
+from recipes.core.registry import register
 
 PASSES = 200
 """Training-mode passes averaged to compare with the inference output."""
@@ -51,24 +51,59 @@ PASSES = 200
     defaults={"epochs": 40, "batch_size": 32, "hidden": (256, 128), "learning_rate": 0.001,
               "dropout": 0.3},
 )
-def run(config):
-    from dataclasses import replace
-
+def dropout(run):
+    import keras
     import numpy as np
 
-    from recipes import _plots, _regularization, _supervised
-    from recipes.report import Table
+    from models.lessons import regularization as lesson
+    from recipes.core import plots
+    from recipes.core.errors import UsageError
+    from recipes.core.report import Table
 
-    _regularization.require_positive(config, "dropout", "--dropout")
-    trained = _supervised.train(config, head="softmax", dataset="digits")
-    plain = _supervised.train(replace(config, dropout=0.0), head="softmax", dataset="digits",
-                              verbose=0)
-    model, split, rate = trained.model, trained.split, config.dropout
-    x = split.x_test
+    config = run.config
+    rate = config.dropout
+    if not rate > 0:
+        raise UsageError(
+            f"`--dropout` must be > 0 for `{config.recipe}`, which compares the model with this "
+            f"regularizer against the same model without it. Received: --dropout={rate:g}. "
+            f"See `python -m recipes.run {config.recipe} --help`."
+        )
 
-    # The first dropout layer alone, on the activations that enter it.
-    layer = model.get_layer("dropout_1")
-    entering = _up_to(model, "hidden_1", x)
+    # Data: the 8x8 handwritten digits (or your --data CSV), split 60 / 20 / 20 with the seed.
+    data = run.load_data("digits", task="multiclass")
+
+    # Two models from the same seed: Dropout(rate) after each hidden layer, and none.
+    models, histories = {}, {}
+    for variant, drop in (("dropout", rate), ("no_dropout", 0.0)):
+        with run.scope():
+            network = keras.Sequential(name=f"dropout_{variant}")
+            for i, units in enumerate(config.hidden, start=1):
+                network.add(keras.layers.Dense(
+                    units, activation="relu", name=f"hidden_{i}",
+                    kernel_regularizer=keras.regularizers.L2(config.l2) if config.l2 else None))
+                if drop:
+                    network.add(keras.layers.Dropout(drop, name=f"dropout_{i}"))
+            network.add(keras.layers.Dense(data.n_classes, activation="softmax", name="output"))
+            model = data.with_preprocessing(network)
+            model.compile(optimizer=run.optimizer(), loss="sparse_categorical_crossentropy",
+                          metrics=["accuracy"])
+        callbacks = []
+        if config.patience:
+            callbacks.append(keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=config.patience, restore_best_weights=True))
+        histories[variant] = run.fit(model, data.x_train, data.y_train, epochs=config.epochs,
+                                     batch_size=config.batch_size,
+                                     validation_data=(data.x_val, data.y_val),
+                                     callbacks=callbacks, variant=variant)
+        models[variant] = model
+    model, plain = models["dropout"], models["no_dropout"]
+    network = model.get_layer("dropout_dropout")  # the Sequential behind the front-end
+    x = data.x_test
+
+    # The first dropout layer alone, on the activations that enter it (inference mode).
+    layer = network.get_layer("dropout_1")
+    normalized = model.get_layer("normalization")(x)
+    entering = np.asarray(network.get_layer("hidden_1")(normalized))
     dropped = np.asarray(layer(entering, training=True))
     alive = entering != 0                 # ReLU has zeroed some units already
     survivors = dropped != 0
@@ -84,8 +119,8 @@ def run(config):
     again = np.asarray(model(x, training=False))
     mc = _average_of_passes(model, x)
 
-    with_dropout = _regularization.scores(model, "multiclass", split)
-    without_dropout = _regularization.scores(plain.model, "multiclass", split)
+    with_dropout = lesson.scores(model, "multiclass", data.split)
+    without_dropout = lesson.scores(plain, "multiclass", data.split)
     details = {
         "rate": rate,
         "training": {
@@ -142,10 +177,13 @@ def run(config):
     row = int(np.argmax(alive.sum(axis=1)))  # the test digit with the most active units
     shown = slice(0, min(64, entering.shape[1]))
     passes = [np.asarray(layer(entering[row:row + 1], training=True))[0, shown] for _ in range(4)]
-    figures = {"dropout_passes.png": _plots.dropout_passes(
+    figures = {"dropout_passes.png": plots.dropout_passes(
         entering[row, shown], passes, rate,
         f"dropout: one test digit's first {shown.stop} hidden units, Dropout({rate:g})")}
-    return _supervised.finish(trained, details=details, tables=tables, figures=figures, messages=[
+
+    # Evaluate the dropout model on the test split, against the baselines, and export it.
+    return run.finish(model, data, histories["dropout"], details=details, tables=tables,
+                      figures=figures, messages=[
         f"Dropout: training zeroed {zeroed_fraction:.1%} of active units (rate {rate:g}) and "
         f"scaled survivors by {float(scale.mean()):.4f} = 1/(1 − {rate:g}); inference is "
         f"{'deterministic' if details['inference']['deterministic'] else 'NOT deterministic'}",
@@ -165,15 +203,3 @@ def _average_of_passes(layer, x):
 
     outputs = np.asarray(layer(np.tile(x, (PASSES, 1)), training=True))
     return outputs.reshape(PASSES, *x.shape[:1], *outputs.shape[1:]).mean(axis=0)
-
-
-def _up_to(model, name, x):
-    """The output of layer `name` for rows `x`, in inference mode, as a NumPy array."""
-    import numpy as np
-
-    h = x
-    for layer in model.layers:
-        h = layer(h, training=False)
-        if layer.name == name:
-            return np.asarray(h)
-    raise ValueError(f"`name` must be a layer of the model. Received: name={name!r}")

@@ -1,27 +1,30 @@
 """Gradient descent three ways: full batch, stochastic and mini-batch, measured.
 
 Notes: "Gradient descent" (the walk of one weight, W_new = W_old − η·∂C/∂w)
-and "Types of gradient descent"; NOTES-ERRATA #5, #12, #13.
+and "Types of gradient descent"; ERRATA #5, #12, #13.
 
 The notes sort gradient descent by how many rows feed each step: all of them
 (full batch), one (stochastic) or a small batch (mini-batch), and assert that
 full batch has "low time complexity" while stochastic is "very slow". They
 call the point of lowest loss "Gradient Descent"; gradient descent is the
 method, and the point it heads for is a (local) minimum of the loss
-(NOTES-ERRATA #5). This recipe trains the same MLP on the same breast-cancer
+(ERRATA #5). This recipe trains the same MLP on the same breast-cancer
 rows, from the same initial weights, for the same number of epochs, three
 ways: batch size = the whole training split (1 step per epoch), 1 (one step
 per row), and `--batch-size` (32). It measures what the notes assert
-(NOTES-ERRATA #12): steps per epoch, wall seconds, the training loss reached
-and the test accuracy. The mini-batch model is the one exported.
+(ERRATA #12): steps per epoch, wall seconds, the training loss reached
+and the test accuracy. The mini-batch model is the one exported. The loop
+over the three is in the recipe, one `run.fit(..., variant=NAME)` each, so a
+killed run resumes at the variant and epoch it reached.
 
 The notes also walk one weight down the loss, 0.9 → 0.68 → 0.51 → …, with
-"values assumed" (NOTES-ERRATA #13). Here the walk is real: one sigmoid
+"values assumed" (ERRATA #13). Here the walk is real: one sigmoid
 neuron, p = σ(w·x), one weight and no bias, on the standardized "mean
 texture" of the training rows, with the log loss C(w); starting at w = 0.9
 with η = 0.5, each step prints W_old, C(W_old), ∂C/∂w = mean((p − y)·x) and
 W_new = W_old − η·∂C/∂w computed by hand, beside the weight Keras's `SGD`
-reaches taking the same full-batch steps.
+reaches taking the same full-batch steps: 0.9 → 0.7022 → 0.5205 → … → −0.3690
+after 10 steps, crossing zero on the way down the loss.
 
 What to look at: `loss_curves.png` and the table. By epoch, stochastic is
 far ahead: it took one step per training row (341) for full batch's one. By
@@ -41,16 +44,17 @@ step: `step`, `weight`, `loss`, `gradient`, `new_weight`, `keras_new_weight`),
 `walk_max_abs_diff` and `walk_settings`.
 """
 
-from recipes.registry import register
+from recipes.core.registry import register
 
-OPTIONS = ("epochs", "batch_size", "hidden", "optimizer", "learning_rate", "seed",
-           "output_dir", "no_export", "report", "device")
+OPTIONS = ("epochs", "batch_size", "hidden", "optimizer", "learning_rate", "seed", "data",
+           "target", "drop", "output_dir", "no_export", "report", "device", "restart")
 """`--batch-size` is the mini-batch's size. No early stopping, regularizers or
-strategies: the three runs must take the same epochs on one device. No
-`--data`: the walk needs the breast-cancer feature it names."""
+strategies: the three runs must take the same epochs on one device. With
+`--data` (a two-class target) the walk takes the CSV's first feature column."""
 
 WALK = {"feature": "mean texture", "start": 0.9, "learning_rate": 0.5, "steps": 10}
-"""The notes' walk: one weight from 0.9, η = 0.5 (steps about the notes' 0.22, 0.17)."""
+"""The notes' walk: one weight from 0.9, η = 0.5. Its first steps are 0.198 and 0.182
+(the notes assume 0.22 and 0.17)."""
 
 
 @register(
@@ -63,60 +67,85 @@ WALK = {"feature": "mean texture", "start": 0.9, "learning_rate": 0.5, "steps": 
     defaults={"epochs": 30, "batch_size": 32, "hidden": (16, 8), "optimizer": "sgd",
               "learning_rate": 0.05},
 )
-def run(config):
-    import time
+def gradient_descent(run):
+    import keras
 
-    from recipes import _optimization, _plots, _supervised
-    from recipes.report import Table
+    from models.data import fingerprint
+    from models.lessons import optimization
+    from recipes.core import plots
+    from recipes.core.report import Table
 
-    started = time.perf_counter()
-    settings = {"full-batch": {"batch_size": "full"}, "stochastic": {"batch_size": 1},
-                "mini-batch": {"batch_size": config.batch_size}}
-    runs = _optimization.run_each(config, settings, head="sigmoid", dataset="breast_cancer")
-    trained = runs["mini-batch"][0]
-    split = trained.split
-    n_train = len(split.y_train)
+    config = run.config
 
-    epochs = len(trained.history["loss"])
-    variants, curves = {}, {}
-    for label, (each, initial) in runs.items():
-        batch = settings[label]["batch_size"]
-        tracing, per_epoch, clock = _optimization.timing(each.history["epoch_seconds"])
-        variants[label] = {
-            "batch_size": n_train if batch == "full" else min(batch, n_train),
-            "steps_per_epoch": each.steps_per_epoch,
+    # Data: the breast-cancer table (or your --data CSV with a two-class target).
+    data = run.load_data("breast_cancer", task="binary")
+    n_train = len(data.y_train)
+
+    # The three kinds of gradient descent differ only in how many rows feed each step.
+    batch_sizes = {"full-batch": "full", "stochastic": 1, "mini-batch": config.batch_size}
+    models, histories, variants, curves = {}, {}, {}, {}
+    for variant, batch_size in batch_sizes.items():
+        # The same MLP each time; a fresh scope reseeds, so all three start from the
+        # same initial weights (their fingerprint is in the report).
+        with run.scope():
+            network = keras.Sequential(
+                [keras.layers.Dense(units, activation="relu") for units in config.hidden]
+                + [keras.layers.Dense(1, activation="sigmoid")],
+                name="gradient_descent")
+            model = data.with_preprocessing(network)
+            model.compile(optimizer=run.optimizer(), loss="binary_crossentropy",
+                          metrics=["accuracy"])
+        initial = fingerprint(*model.get_weights())
+        history = run.fit(model, data.x_train, data.y_train, epochs=config.epochs,
+                          batch_size=batch_size, validation_data=(data.x_val, data.y_val),
+                          variant=variant)
+        models[variant], histories[variant] = model, history
+
+        # What the notes assert about each kind, measured.
+        logs = history.history
+        tracing, per_epoch, clock = optimization.timing(logs["epoch_seconds"])
+        variants[variant] = {
+            "batch_size": n_train if batch_size == "full" else min(batch_size, n_train),
+            "steps_per_epoch": history.steps_per_epoch,
             "seconds": clock[-1],
             "seconds_per_epoch": per_epoch,
             "tracing_seconds": tracing,
-            "final_loss": each.history["loss"][-1],
-            "test_metric": each.metrics["accuracy"],
+            "final_loss": logs["loss"][-1],
+            "test_metric": run.evaluate(model, data)["accuracy"],
             "initial_weights_sha256": initial,
         }
-        curves[label] = {"loss": each.history["loss"], "seconds": clock}
-    rows = [[label, v["batch_size"], v["steps_per_epoch"], v["steps_per_epoch"] * epochs,
-             v["seconds"], v["seconds_per_epoch"], v["tracing_seconds"], v["final_loss"],
-             v["test_metric"]] for label, v in variants.items()]
+        curves[variant] = {"loss": logs["loss"], "seconds": clock}
 
-    walk = _optimization.walk(split, trained.dataset.feature_names, seed=config.seed, **WALK)
+    epochs = len(histories["mini-batch"].history["loss"])
+    rows = [[variant, v["batch_size"], v["steps_per_epoch"], v["steps_per_epoch"] * epochs,
+             v["seconds"], v["seconds_per_epoch"], v["tracing_seconds"], v["final_loss"],
+             v["test_metric"]] for variant, v in variants.items()]
+
+    # The notes' one-weight walk, W_new = W_old − η·∂C/∂w, by hand and by Keras's SGD.
+    settings = dict(WALK)
+    if settings["feature"] not in data.feature_names:
+        settings["feature"] = data.feature_names[0]
+    walk = optimization.walk(data.split, data.feature_names, seed=config.seed, **settings)
     walk_diff = max(abs(s["new_weight"] - s["keras_new_weight"]) for s in walk)
-    eta = WALK["learning_rate"]
+    eta = settings["learning_rate"]
     walk_rows = [[s["step"], s["weight"], s["loss"], s["gradient"], eta * s["gradient"],
                   s["new_weight"], s["keras_new_weight"]] for s in walk]
 
-    figure = _plots.loss_by_epoch_and_time(
+    figure = plots.loss_by_epoch_and_time(
         curves, f"gradient-descent: {epochs} epochs, {config.optimizer}, "
-                f"learning rate {config.learning_rate:g} (breast cancer)")
-    result = _supervised.finish(
-        trained,
+                f"learning rate {config.learning_rate:g} ({data.dataset.name})")
+    # The mini-batch model is the one exported.
+    return run.finish(
+        models["mini-batch"], data, histories["mini-batch"],
         details={**variants, "walk": walk, "walk_max_abs_diff": walk_diff,
-                 "walk_settings": dict(WALK)},
+                 "walk_settings": settings},
         tables=[
             Table(f"Full batch vs stochastic vs mini-batch ({n_train} training rows, same "
                   f"initial weights, {epochs} epochs)",
                   ["variant", "batch size", "steps/epoch", "steps", "seconds", "s/epoch",
                    "tracing s", "final loss", "test accuracy"], rows),
             Table(f"The notes' walk, done for real: σ(w·x) on standardized "
-                  f"'{WALK['feature']}', log loss, η = {eta:g}",
+                  f"'{settings['feature']}', log loss, η = {eta:g}",
                   ["step", "W_old", "C(W_old)", "dC/dw", "η·dC/dw", "W_new = W_old − η·dC/dw",
                    "W_new (Keras SGD)"], walk_rows),
         ],
@@ -128,6 +157,3 @@ def run(config):
             "(float64 by hand, float32 in Keras).",
         ],
     )
-    result.timing["train_seconds"] = sum(each.train_seconds for each, _ in runs.values())
-    result.timing["total_seconds"] = time.perf_counter() - started
-    return result

@@ -24,8 +24,8 @@ report's `details` hold `neuron_accuracy`, `logistic_regression_accuracy` and
 `agreement`.
 """
 
-from recipes.options import TRAINING
-from recipes.registry import register
+from recipes.core.options import TRAINING
+from recipes.core.registry import register
 
 OPTIONS = tuple(o for o in TRAINING if o not in ("hidden", "l2", "dropout"))
 """The training options, less those of hidden layers (it has none)."""
@@ -39,49 +39,65 @@ OPTIONS = tuple(o for o in TRAINING if o not in ("hidden", "l2", "dropout"))
     options=OPTIONS,
     defaults={"epochs": 100, "batch_size": 32, "learning_rate": 0.01},
 )
-def run(config):
+def logistic_unit(run):
     import dataclasses
 
+    import keras
     import numpy as np
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from models import evaluation, training
-    from recipes import _supervised
-    from recipes.report import Table
+    from models.training import evaluation, loop
+    from recipes.core.report import Table
 
-    config = dataclasses.replace(config, hidden=())  # one neuron: recorded as such in metadata
-    trained = _supervised.train(config, head="sigmoid", dataset="breast_cancer", hidden=(),
-                                activation="sigmoid")
-    split = trained.split
-    neuron_proba = training.predict(trained.model, split.x_test).reshape(-1)
-    neuron_class = evaluation.classes_from_probabilities("binary", neuron_proba)
+    # One neuron and no hidden layer: the exported metadata records `hidden` as [].
+    config = run.config = dataclasses.replace(run.config, hidden=())
 
+    # Data: the breast-cancer table (or your --data CSV with a two-class target).
+    data = run.load_data("breast_cancer", task="binary")
+
+    # Model: the library's Normalization front-end, then one neuron, σ(w·x + b).
+    with run.scope():
+        network = keras.Sequential(
+            [keras.layers.Dense(1, activation="sigmoid", name="neuron")], name="logistic_unit")
+        model = data.with_preprocessing(network)
+        model.compile(optimizer=run.optimizer(), loss="binary_crossentropy",
+                      metrics=["accuracy"])
+    callbacks = []
+    if config.patience:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.patience, restore_best_weights=True))
+    history = run.fit(model, data.x_train, data.y_train, epochs=config.epochs,
+                      batch_size=config.batch_size, validation_data=(data.x_val, data.y_val),
+                      callbacks=callbacks)
+
+    # Logistic regression on the same training rows, both scored on the same test rows.
+    split = data.split
     logistic = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     logistic.fit(split.x_train, split.y_train)
     logistic_proba = logistic.predict_proba(split.x_test)[:, 1]
     logistic_scores = evaluation.metrics("binary", split.y_test, logistic_proba[:, None])
 
-    neuron_accuracy = trained.metrics["accuracy"]
+    neuron_scores = run.evaluate(model, data)
+    neuron_proba = loop.predict(model, split.x_test).reshape(-1)  # as run.evaluate scores it
+    neuron_class = evaluation.classes_from_probabilities("binary", neuron_proba)
+    neuron_accuracy = neuron_scores["accuracy"]
     logistic_accuracy = logistic_scores["accuracy"]
     agreement = float(np.mean(neuron_class == (logistic_proba > 0.5)))
-    kernel, bias = (np.asarray(w).reshape(-1)
-                    for w in trained.model.get_layer("output").get_weights())
+    kernel, bias = (np.asarray(w).reshape(-1) for w in network.get_layer("neuron").get_weights())
     coefficients = logistic[-1].coef_.reshape(-1)
     cosine = float(kernel @ coefficients / (np.linalg.norm(kernel) * np.linalg.norm(coefficients)))
     probability_gap = float(np.mean(np.abs(neuron_proba - logistic_proba)))
 
-    rows = [
-        ["test accuracy", neuron_accuracy, logistic_accuracy],
-        ["test AUC", trained.metrics["auc"], logistic_scores["auc"]],
-        ["bias / intercept", float(bias[0]), float(logistic[-1].intercept_[0])],
-        ["weight norm (standardized features)", float(np.linalg.norm(kernel)),
-         float(np.linalg.norm(coefficients))],
-    ]
     comparison = Table(
         "One sigmoid neuron against logistic regression (same split, same test rows)",
-        ["", "neuron (Keras)", "LogisticRegression"], rows,
+        ["", "neuron (Keras)", "LogisticRegression"],
+        [["test accuracy", neuron_accuracy, logistic_accuracy],
+         ["test AUC", neuron_scores["auc"], logistic_scores["auc"]],
+         ["bias / intercept", float(bias[0]), float(logistic[-1].intercept_[0])],
+         ["weight norm (standardized features)", float(np.linalg.norm(kernel)),
+          float(np.linalg.norm(coefficients))]],
     )
     same = Table(
         "How alike they are",
@@ -91,8 +107,8 @@ def run(config):
          ["mean |P_neuron - P_logistic| on test rows", probability_gap],
          ["cosine(neuron weights, LR coefficients)", cosine]],
     )
-    return _supervised.finish(
-        trained,
+    return run.finish(
+        model, data, history,
         details={
             "neuron_accuracy": neuron_accuracy,
             "logistic_regression_accuracy": logistic_accuracy,

@@ -13,10 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from models import distribute
-from models import devices
-from recipes import options, registry, report
-from recipes.errors import RunError, UsageError
+from models.training import devices, distribute
+from recipes.core import options, registry, report
+from recipes.core.errors import RunError, UsageError
 
 USAGE = """\
 usage: python -m recipes.run NAME [options]     run one recipe
@@ -71,7 +70,9 @@ def run_recipe(name, argv, out=None):
     started = time.perf_counter()
     if recipe.tensorflow:
         devices.import_tensorflow()
-    result = recipe.run(config)
+    from recipes.core.workflow import Run
+
+    result = recipe.run(Run(config))
     result.timing.setdefault("total_seconds", time.perf_counter() - started)
     figure_paths = _save_outputs(config, result)
     out.write(report.format_result(result) + "\n")

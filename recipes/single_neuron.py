@@ -1,7 +1,7 @@
 """The notes' worked neuron: z = 2.6, σ(z) = 0.9309, as a Keras `Dense(1, sigmoid)`.
 
 Notes: "Neural networks - working of a neuron" and "Derivatives" (the sigmoid's
-derivative by the quotient rule); the worked numbers at the end of NOTES-ERRATA.
+derivative by the quotient rule). The notes' numbers hold here: no ERRATA entry.
 
 A neuron weighs its inputs, adds a bias and squashes the sum:
 z = w·x + b, then f(z) = σ(z) = 1 / (1 + e^-z). The notes feed it
@@ -25,7 +25,7 @@ report's `details` hold `z`, `output`, `derivative` (GradientTape) and
 numbers.
 """
 
-from recipes.registry import register
+from recipes.core.registry import register
 
 INPUTS = (0.9, 0.2, 0.3)
 WEIGHTS = (2.0, 3.0, -1.0)
@@ -40,33 +40,30 @@ BIAS = 0.5
             "GradientTape.",
     options=(),
 )
-def run(config):
+def single_neuron(run):
     import math
-    import time
 
     import keras
     import numpy as np
     import tensorflow as tf
 
-    from recipes import _lessons, _plots
-    from recipes._supervised import prepare
-    from recipes.report import Result, Table
+    from models.lessons import activations as lesson
+    from recipes.core import plots
+    from recipes.core.report import Table
 
-    started = time.perf_counter()
-    device = prepare(config)
-
-    # The neuron: one Dense unit with the notes' weights.
-    layer = keras.layers.Dense(1, activation="sigmoid", name="neuron")
-    layer.build((None, len(INPUTS)))
-    layer.set_weights([np.array(WEIGHTS, dtype=np.float32).reshape(-1, 1),
-                       np.array([BIAS], dtype=np.float32)])
+    # The neuron: one Dense unit with the notes' weights (nothing is trained).
+    with run.scope():
+        layer = keras.layers.Dense(1, activation="sigmoid", name="neuron")
+        layer.build((None, len(INPUTS)))
+        layer.set_weights([np.array(WEIGHTS, dtype=np.float32).reshape(-1, 1),
+                           np.array([BIAS], dtype=np.float32)])
     x = tf.constant([INPUTS], dtype=tf.float32)
     with tf.GradientTape() as tape:
         output = layer(x)
     weight_gradients = tape.gradient(output, layer.kernel)
     z = float(keras.ops.matmul(x, layer.kernel)[0, 0] + layer.bias[0])  # Dense's linear part
     output = float(output[0, 0])
-    _, slope = _lessons.derivative(keras.activations.sigmoid, [z])
+    _, slope = lesson.derivative(keras.activations.sigmoid, [z])
     derivative = float(slope[0])
     derivative_formula = output * (1.0 - output)
 
@@ -76,7 +73,7 @@ def run(config):
     derivative_hand = output_hand * (1.0 - output_hand)
     weight_gradients = [float(g) for g in np.asarray(weight_gradients).reshape(-1)]
     weight_gradients_hand = [derivative_hand * xi for xi in INPUTS]
-    _, peak = _lessons.derivative(keras.activations.sigmoid, [0.0])
+    _, peak = lesson.derivative(keras.activations.sigmoid, [0.0])
 
     rows = [
         ["z = w·x + b", z, z_hand, "2.6"],
@@ -90,9 +87,9 @@ def run(config):
         "The worked neuron: x = (0.9, 0.2, 0.3), w = (2, 3, -1), b = 0.5",
         ["quantity", "Keras", "by hand / formula", "notes"], rows,
     )
-    grid = _lessons.grid()
-    values, slopes = _lessons.derivative(keras.activations.sigmoid, grid)
-    figure = _plots.function_panels(
+    grid = lesson.grid()
+    values, slopes = lesson.derivative(keras.activations.sigmoid, grid)
+    figure = plots.function_panels(
         {"the neuron's sigmoid": {
             "x": grid, "curves": {"σ(z)": values, "σ'(z) (GradientTape)": slopes},
             "points": [(z, output, f"σ({z:.1f}) = {output:.4f}"),
@@ -101,8 +98,7 @@ def run(config):
         }},
         "single-neuron: z = 0.9·2 + 0.2·3 + 0.3·(-1) + 0.5 = 2.6",
     )
-    return Result(
-        recipe=config.recipe,
+    return run.result(
         details={
             "z": z,
             "output": output,
@@ -116,14 +112,12 @@ def run(config):
             "weight_gradients_by_hand": weight_gradients_hand,
             "max_derivative": float(peak[0]),
             "derivative_share_of_max": derivative / float(peak[0]),
-            "device": device,
+            "device": run.device,
         },
-        timing={"total_seconds": time.perf_counter() - started},
         tables=[table],
         figures={"neuron.png": figure},
         messages=[
             "The notes' neuron as keras.layers.Dense(1, activation='sigmoid') with kernel "
             "(2, 3, -1) and bias 0.5, fed (0.9, 0.2, 0.3); nothing is trained.",
-            f"Device: {device}",
         ],
     )

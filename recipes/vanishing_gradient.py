@@ -3,7 +3,7 @@
 Notes: "Vanishing gradient problem" ("the partial derivative of the sigmoid
 function reaches a maximum value of 0.25 ... when there are more layers in the
 network, the value of the product of derivatives decreases"), and the
-activation functions' "(not) immune to vanishing gradient"; NOTES-ERRATA #14.
+activation functions' "(not) immune to vanishing gradient"; ERRATA #14.
 
 Backpropagation multiplies, layer by layer from the output back, the slope of
 each layer's activation (and its weights). A sigmoid's slope is at most 0.25,
@@ -27,7 +27,7 @@ and at the default ten epochs its loss is still near ln 10 ≈ 2.30, the loss of
 guessing among ten digits. (Adam scales each weight's step by that weight's own
 gradient size, which hides part of the effect; even so the sigmoid net stalls.)
 
-NOTES-ERRATA #14: the notes call ReLU "immune" to the vanishing gradient. It
+ERRATA #14: the notes call ReLU "immune" to the vanishing gradient. It
 does not shrink gradients for z > 0 (slope 1), but its slope is 0 for z <= 0:
 the summary table counts the share of unit-row pairs that pass back no
 gradient at all (about half for ReLU, none for Leaky ReLU, whose slope there
@@ -37,7 +37,7 @@ hold `gradient_norms.{activation}` (first hidden layer first),
 `first_to_last_ratio.{activation}` and `training.{activation}.final_loss`.
 """
 
-from recipes.registry import register
+from recipes.core.registry import register
 
 DEPTH = 10
 WIDTH = 32
@@ -53,50 +53,64 @@ WIDTH = 32
     defaults={"epochs": 10, "batch_size": 32, "hidden": (WIDTH,) * DEPTH, "optimizer": "adam",
               "learning_rate": 0.001},
 )
-def run(config):
-    import time
+def vanishing_gradient(run):
+    import keras
 
-    from recipes import _lessons, _plots
-    from recipes._supervised import prepare
-    from recipes.errors import UsageError
-    from recipes.report import Result, Table
+    from models.lessons import activations as lesson
+    from recipes.core import plots
+    from recipes.core.errors import UsageError
+    from recipes.core.report import Table
 
+    config = run.config
     if len(config.hidden) < 2:
         raise UsageError(
             "`--hidden` must name at least 2 hidden layers for vanishing-gradient (the lesson "
             "compares the first with the last). "
             f"Received: --hidden={','.join(map(str, config.hidden))}."
         )
-    started = time.perf_counter()
-    device = prepare(config)
-    dataset, split = _lessons.load_split("digits", config.seed)
     depth = len(config.hidden)
-
-    def at_init(model):
-        return {
-            "gradient_norms": _lessons.kernel_gradient_norms(
-                model, split.x_train, split.y_train, "sparse_categorical_crossentropy"),
-            "slopes": _lessons.slope_summary(model, split.x_train),
-        }
-
+    data = run.load_data("digits", task="multiclass")
     if config.verbose:
         print(f"Training 4 MLPs of {depth} hidden layers ({','.join(map(str, config.hidden))}) "
               f"on the digits, {config.epochs} epochs each:", flush=True)
-    runs = _lessons.train_each(config, split, dataset, hidden=config.hidden, at_init=at_init,
-                               say=print if config.verbose else None)
-    norms = {name: r.initial["gradient_norms"] for name, r in runs.items()}
-    ratios = {name: n[0] / n[-1] if n[-1] > 0 else float("nan") for name, n in norms.items()}
-    slopes = {name: {"initial": r.initial["slopes"],
-                     "trained": _lessons.slope_summary(r.model, split.x_train)}
-              for name, r in runs.items()}
-    bound = 0.25 ** (depth - 1)
 
+    # The same deep MLP once per hidden activation. Each is built in a fresh `run.scope()`,
+    # which seeds Keras: all four start from the same Glorot-uniform kernels.
+    norms, slopes, histories, tests = {}, {}, {}, {}
+    for activation in lesson.ACTIVATIONS:
+        with run.scope():
+            network = keras.Sequential(
+                [*(keras.layers.Dense(units, activation=activation) for units in config.hidden),
+                 keras.layers.Dense(data.n_classes, activation="softmax")],
+                name=f"{activation}_mlp",
+            )
+            model = data.with_preprocessing(network)
+            model.compile(optimizer=run.optimizer(), loss="sparse_categorical_crossentropy",
+                          metrics=["accuracy"])
+        # Before training: ‖∂L/∂W‖ of each hidden kernel on one batch (every training row),
+        # and the slopes f'(z) the hidden units pass back.
+        norms[activation] = lesson.kernel_gradient_norms(
+            model, data.x_train, data.y_train, "sparse_categorical_crossentropy")
+        initial = lesson.slope_summary(model, data.x_train)
+        histories[activation] = run.fit(
+            model, data.x_train, data.y_train, epochs=config.epochs,
+            batch_size=config.batch_size, validation_data=(data.x_val, data.y_val),
+            variant=activation)
+        slopes[activation] = {"initial": initial,
+                              "trained": lesson.slope_summary(model, data.x_train)}
+        tests[activation] = model.evaluate(data.x_test, data.y_test, batch_size=len(data.y_test),
+                                           verbose=0, return_dict=True)
+
+    # The report.
+    ratios = {name: n[0] / n[-1] if n[-1] > 0 else float("nan") for name, n in norms.items()}
+    logs = {name: history.history for name, history in histories.items()}
+    bound = 0.25 ** (depth - 1)
     norm_table = Table(
         "‖∂L/∂W‖ of each hidden kernel at initialization (one batch: all "
-        f"{len(split.y_train)} training rows; same initial weights)",
-        ["hidden layer", *runs],
-        [[i + 1, *(f"{norms[name][i]:.2e}" for name in runs)] for i in range(depth)]
-        + [["first / last", *(f"{ratios[name]:.2e}" for name in runs)]],
+        f"{len(data.y_train)} training rows; same initial weights)",
+        ["hidden layer", *norms],
+        [[i + 1, *(f"{norms[name][i]:.2e}" for name in norms)] for i in range(depth)]
+        + [["first / last", *(f"{ratios[name]:.2e}" for name in norms)]],
     )
     summary = Table(
         f"What each activation passes back at initialization (slopes f'(z) over all "
@@ -108,16 +122,16 @@ def run(config):
           sum(slopes[name]["initial"]["mean_derivative"]) / depth,
           slopes[name]["initial"]["zero_derivative_share"],
           f"{slopes[name]['initial']['dead_units']} -> {slopes[name]['trained']['dead_units']}",
-          runs[name].history["loss"][-1], runs[name].test_accuracy] for name in runs],
+          logs[name]["loss"][-1], tests[name]["accuracy"]] for name in norms],
     )
     layers = range(1, depth + 1)
-    gradient_figure = _plots.curves(
+    gradient_figure = plots.curves(
         {name: (layers, n) for name, n in norms.items()},
         f"vanishing-gradient: ‖∂L/∂W‖ by hidden layer at initialization ({depth} layers)",
         "hidden layer (1 = next to the input)", "gradient norm (log scale)", logy=True,
     )
-    training_figure = _plots.curves(
-        {name: r.history["loss"] for name, r in runs.items()},
+    training_figure = plots.curves(
+        {name: log["loss"] for name, log in logs.items()},
         f"vanishing-gradient: training loss, {depth} hidden layers", "epoch", "training loss",
     )
     details = {
@@ -126,34 +140,29 @@ def run(config):
         "sigmoid_factor_bound": bound,
         "derivatives": slopes,
         "training": {
-            name: {"final_loss": r.history["loss"][-1], "loss": r.history["loss"],
-                   "val_loss": r.history["val_loss"], "test_accuracy": r.test_accuracy,
-                   "test_loss": r.test_loss, "seconds": r.seconds}
-            for name, r in runs.items()
+            name: {"final_loss": log["loss"][-1], "loss": log["loss"],
+                   "val_loss": log["val_loss"], "test_accuracy": tests[name]["accuracy"],
+                   "test_loss": tests[name]["loss"], "seconds": sum(log["epoch_seconds"])}
+            for name, log in logs.items()
         },
-        "batch_rows": len(split.y_train),
+        "batch_rows": len(data.y_train),
         "hidden": list(config.hidden),
-        "dataset": dataset.name,
-        "device": device,
+        "dataset": data.dataset.name,
+        "device": run.device,
     }
-    slowest = max(runs, key=lambda name: runs[name].history["loss"][-1])
-    return Result(
-        recipe=config.recipe,
+    slowest = max(logs, key=lambda name: logs[name]["loss"][-1])
+    return run.result(
         details=details,
-        timing={"train_seconds": sum(r.seconds for r in runs.values()),
-                "total_seconds": time.perf_counter() - started},
         tables=[norm_table, summary],
         figures={"gradient_norms.png": gradient_figure, "training.png": training_figure},
         messages=[
-            f"Data: {dataset.description} ({len(split.y_train)} train / {len(split.y_val)} "
-            f"validation / {len(split.y_test)} test rows)",
-            f"Model: {dataset.x.shape[1]} -> {' -> '.join(map(str, config.hidden))} -> "
-            f"{dataset.n_classes} softmax; {config.optimizer}, learning rate "
+            f"Model: {data.n_features} -> {' -> '.join(map(str, config.hidden))} -> "
+            f"{data.n_classes} softmax; {config.optimizer}, learning rate "
             f"{config.learning_rate:g}, batch {config.batch_size}, {config.epochs} epochs",
             f"The notes' factor for sigmoid: σ' <= 0.25 over {depth - 1} layers gives "
             f"0.25^{depth - 1} = {bound:.1e}; measured first/last ratio: sigmoid "
             f"{ratios['sigmoid']:.1e}, relu {ratios['relu']:.1e}.",
             f"Highest final training loss (slowest learner): {slowest}.",
-            f"Device: {device}",
         ],
+        data=data,
     )

@@ -53,7 +53,7 @@ class Result:
     messages: list = field(default_factory=list)
 
     def to_dict(self):
-        """The report as a JSON-ready dict (the contract in DESIGN.md)."""
+        """The report as a JSON-ready dict: `recipe`, `metrics`, `details`, `timing`, `export`."""
         return _plain(
             {
                 "recipe": self.recipe,

@@ -1,7 +1,7 @@
 """Figures the recipes draw, with matplotlib's file-only backend.
 
 Each function returns a `matplotlib.figure.Figure`; the caller saves it
-(`recipes.report.save_figures`). Nothing opens a window.
+(`recipes.core.report.save_figures`). Nothing opens a window.
 """
 
 from __future__ import annotations

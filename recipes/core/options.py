@@ -2,13 +2,14 @@
 
 Each option is data in `OPTIONS`: its flag, its help, how its value is read and
 checked. A recipe names the options it takes and its own defaults (see
-`recipes.registry.register`); `parser_for(recipe)` builds its parser, and
+`recipes.core.registry.register`); `parser_for(recipe)` builds its parser, and
 `parse(recipe, argv)` turns a command line into a `RunConfig`. A bad value is a
 `UsageError` (exit status 2) in one shape:
 
     `--epochs` must be an integer >= 1. Received: --epochs=0.
 
-This module uses the standard library only: `--help` never imports TensorFlow.
+This module and what it imports use the standard library only: `--help` never
+imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -17,13 +18,11 @@ import argparse
 import math
 from dataclasses import dataclass, field, fields
 
-from recipes.errors import UsageError
-
-OPTIMIZERS = ("sgd", "momentum", "adagrad", "rmsprop", "adam")
-FLOAT32_MAX = 3.4028234663852886e38
-"""The largest float32: a penalty beyond it cannot even be written into the model."""
-STRATEGIES = ("auto", "mirrored", "multi-worker")
-DEVICES = ("auto", "cpu", "gpu")
+from models.export.layout import FLOAT32_MAX
+from models.training.devices import DEVICES
+from models.training.distribute import STRATEGIES
+from models.training.optimizers import NAMES as OPTIMIZERS
+from recipes.core.errors import UsageError
 
 
 class _Invalid(argparse.ArgumentTypeError):

@@ -1,20 +1,21 @@
 """The recipe registry: register by decorator, list sorted, look up by name.
 
-Every module of the `recipes` package whose name does not start with an
-underscore is a recipe module (bar `run` and `registry`). `discover()` imports
+Every module at the top of the `recipes` package is a recipe module, bar the
+entry points `run` (the CLI) and `book` (the lesson book); the machinery lives
+in the sub-package `recipes.core`. `discover()` imports
 them, and each registers its entry point with `@register(...)`. Recipe modules
 import nothing heavy at import time, so listing recipes never imports
 TensorFlow; their work happens inside the registered function.
 
 Example:
 
->>> from recipes import registry
+>>> from recipes.core import registry
 >>> "binary-sigmoid" in registry.names()
 True
 >>> registry.get("binary-sigmod")
 Traceback (most recent call last):
 ...
-recipes.registry.UnknownRecipe: Unknown recipe 'binary-sigmod'. Did you mean 'binary-sigmoid'? ...
+recipes.core.registry.UnknownRecipe: Unknown recipe 'binary-sigmod'. Did you mean 'binary-sigmoid'? ...
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ import pkgutil
 from dataclasses import dataclass, field
 from typing import Callable
 
-from recipes.errors import UsageError
+from recipes.core.errors import UsageError
 
-_NOT_RECIPES = frozenset({"run", "registry", "errors", "options", "report"})
+ENTRY_POINTS = frozenset({"run", "book", "__main__"})
+"""Modules of `recipes` that are not recipes."""
 
 ALWAYS = ("seed", "output_dir", "report")
 """Options every recipe takes, whether or not it names them."""
@@ -44,11 +46,11 @@ class Recipe:
 
     Args:
         name: the CLI name, e.g. `"binary-sigmoid"`.
-        run: the function the CLI calls with a `RunConfig`; returns a `Result`.
+        run: the function the CLI calls with a `recipes.core.workflow.Run`; returns a `Result`.
         scenario: which lesson of the notes it turns into code.
         data: the default data set, in words.
         summary: one line for `--list`.
-        options: the names of the common options it accepts (see `recipes.options`).
+        options: the names of the common options it accepts (see `recipes.core.options`).
         defaults: its defaults for those options, e.g. `{"epochs": 60}`.
         module: the module that holds it; its docstring is the lesson.
         tensorflow: whether it uses TensorFlow.
@@ -77,7 +79,7 @@ def register(name, *, scenario, data, summary, options, defaults=None, tensorflo
         scenario: the lesson of the notes it shows.
         data: its default data set, in words.
         summary: one line for `--list`.
-        options: the common options it accepts, by name (`recipes.options.OPTIONS`);
+        options: the common options it accepts, by name (`recipes.core.options.OPTIONS`);
             `ALWAYS` (`--seed`, `--output-dir`, `--report`) are added.
         defaults: its own defaults for those options. Defaults to `{}`.
         tensorflow: whether it uses TensorFlow (the CLI then imports it first,
@@ -90,7 +92,7 @@ def register(name, *, scenario, data, summary, options, defaults=None, tensorflo
         ValueError: a name registered twice, or an option or default that does
             not exist.
     """
-    from recipes.options import OPTIONS  # standard library only
+    from recipes.core.options import OPTIONS  # standard library only
 
     if name in _RECIPES:
         raise ValueError(
@@ -132,7 +134,7 @@ def discover():
     import recipes
 
     for module in pkgutil.iter_modules(recipes.__path__):
-        if module.ispkg or module.name.startswith("_") or module.name in _NOT_RECIPES:
+        if module.ispkg or module.name in ENTRY_POINTS:
             continue
         importlib.import_module(f"recipes.{module.name}")
     _discovered = True
