@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from recipes import options, registry
-from recipes.errors import UsageError
+from recipes.core import options, registry
+from recipes.core.errors import UsageError
 
 FLAGS = sorted(o.flag for o in options.OPTIONS.values())
 FLAG_ONLY = {o.flag for o in options.OPTIONS.values() if o.flag_only}

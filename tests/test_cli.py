@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from recipes import registry
+from recipes.core import registry
 
 TRAINING_RECIPES = ["binary-sigmoid", "multiclass-softmax", "relu-regression", "leaky-relu-regression"]
 

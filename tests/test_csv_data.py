@@ -11,10 +11,10 @@ import json
 import numpy as np
 import pytest
 
-from models import tables
+from models.data import tables
 from models.data import DataError
-from recipes import options, registry
-from recipes.errors import UsageError
+from recipes.core import options, registry
+from recipes.core.errors import UsageError
 
 
 def write_csv(path, header, rows):

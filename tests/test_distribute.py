@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from models import distribute
+from models.training import distribute
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 240  # seconds the subprocesses may take before the test kills them and fails
@@ -121,15 +121,15 @@ def _fit_both(mixed=False, learning_rate=0.01, patience=None, epochs=3):
     import keras
     import tensorflow as tf
 
-    from models import data, mlp, training
+    from builders import mlp, prepared
+    from models import training
 
-    split = data.split(data.load("breast_cancer"), 42)
+    split = prepared("breast_cancer", "sigmoid", seed=42)
     results = []
     for fit in (training.fit, distribute.fit):
         keras.utils.set_random_seed(42)
         with distribute.precision_policy(mixed):
-            model = mlp.build(split.x_train, head="sigmoid", hidden=(16, 8))
-            training.compile(model, head="sigmoid", learning_rate=learning_rate)
+            model = mlp(split, "sigmoid", hidden=(16, 8), learning_rate=learning_rate)
         callbacks = [keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=patience, restore_best_weights=True)] if patience else []
         extra = {"strategy": tf.distribute.get_strategy()} if fit is distribute.fit else {}
@@ -167,8 +167,9 @@ def test_mixed_precision_policy_keeps_outputs_float32_and_scales_the_loss():
 
     (fast, fast_history), (dist, dist_history) = _fit_both(mixed=True, epochs=2)
     for model in (fast, dist):
-        assert model.get_layer("hidden_1").compute_dtype == "float16"
-        assert model.get_layer("output").compute_dtype == "float32"
+        network = model.layers[2]  # Input, Normalization, the Sequential network, float32 cast
+        assert network.layers[0].compute_dtype == "float16"
+        assert model.layers[-1].compute_dtype == "float32"
         assert model.outputs[0].dtype == "float32"
         assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
     assert dist_history.history["loss"] == pytest.approx(fast_history.history["loss"], rel=1e-6)
@@ -246,7 +247,8 @@ def _free_ports(count):
 def test_two_workers_train_identical_weights_and_export_once(tmp_path, output_dir, single_device):
     import keras
 
-    from models import data, export
+    from models import data
+    from models.export import layout
 
     ports = _free_ports(2)
     cluster = {"worker": [f"localhost:{p}" for p in ports]}
@@ -288,7 +290,7 @@ def test_two_workers_train_identical_weights_and_export_once(tmp_path, output_di
     # Exactly one version, written by the chief; the other worker wrote its report only.
     root = output_dir / "binary-sigmoid"
     assert [p.name for p in output_dir.iterdir()] == ["binary-sigmoid"]
-    assert export.versions(root) == [1] and [p.name for p in root.iterdir()] == ["1"]
+    assert layout.versions(root) == [1] and [p.name for p in root.iterdir()] == ["1"]
     assert chief["export"] == str(root / "1") and worker["export"] is None
     assert sorted(p.name for p in (tmp_path / "worker1").iterdir()) == ["report.json"]
     assert "report-history.png" in [p.name for p in (tmp_path / "worker0").iterdir()]

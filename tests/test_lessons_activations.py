@@ -4,7 +4,7 @@ Each recipe runs once from the CLI (in this process, `--report` beside its
 figures) and the tests read its report: the notes' worked numbers (z = 2.6,
 σ(z) = 0.9309, σ' = σ(1 - σ) peaking at 0.25), the derivative maxima and
 softmax sums, the vanishing gradient of a deep sigmoid net, the single neuron
-against logistic regression, and NOTES-ERRATA #7, #9 and #14.
+against logistic regression, and ERRATA #7, #9 and #14.
 """
 
 import contextlib
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from recipes import registry
-from recipes.errors import RunError, UsageError
+from recipes.core import registry
+from recipes.core.errors import RunError, UsageError
 from recipes.run import run_recipe
 
 LESSONS = ("single-neuron", "logistic-unit", "activations", "vanishing-gradient")

@@ -1,10 +1,12 @@
-"""Builders, data and the training loop: argument checks and the numbers they produce."""
+"""Data, the preprocessing front-end, optimizers and the training loop: checks and numbers."""
 
 import keras
 import numpy as np
 import pytest
 
-from models import data, evaluation, mlp, training
+from models import data, training
+from models.data.prepared import prepare
+from models.training import evaluation, optimizers
 
 
 @pytest.fixture(scope="module")
@@ -52,71 +54,76 @@ def test_split_refuses_data_too_small_to_split():
         data.split(data.load("iris"), seed=0, test_fraction=1.5)
 
 
-@pytest.mark.parametrize(
-    "kwargs, message",
-    [
-        (dict(head="tanh"), "`head` must be one of sigmoid, softmax, relu, linear. Received: head='tanh'"),
-        (dict(head="softmax", n_outputs=1), "`n_outputs` must be >= 2 for head='softmax'"),
-        (dict(head="sigmoid", n_outputs=2), "`n_outputs` must be 1 for head='sigmoid'"),
-        (dict(head="sigmoid", hidden=(4, 0)), r"`hidden` must hold integers >= 1. Received: hidden=\(4, 0\)"),
-        (dict(head="sigmoid", activation="swish"), "`activation` must be one of"),
-        (dict(head="sigmoid", dropout=1.5), r"`dropout` must be in \[0, 1\). Received: dropout=1.5"),
-        (dict(head="sigmoid", l2=-0.1), "`l2` must be >= 0. Received: l2=-0.1"),
-    ],
-)
-def test_build_checks_arguments_before_building(kwargs, message):
-    x = np.ones((10, 3), np.float32)
-    with pytest.raises(ValueError, match=message):
-        mlp.build(x, **kwargs)
+def _softmax_model(prepared, hidden=(8,), learning_rate=0.01):
+    """The notes' MLP shape on `prepared`: Normalization, tanh hidden layers, softmax."""
+    network = keras.Sequential([*(keras.layers.Dense(u, activation="tanh") for u in hidden),
+                                keras.layers.Dense(prepared.n_classes, activation="softmax")])
+    model = prepared.with_preprocessing(network)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
 
 
-def test_build_layers_follow_the_arguments(iris):
-    model = mlp.build(iris.x, head="softmax", n_outputs=3, hidden=(4, 4), activation="tanh",
-                      l2=0.01, dropout=0.2)
-    names = [layer.name for layer in model.layers]
-    assert names == ["normalization", "hidden_1", "dropout_1", "hidden_2", "dropout_2", "output"]
-    assert model.get_layer("hidden_1").kernel_regularizer.l2 == pytest.approx(0.01)
-    assert model.get_layer("output").activation.__name__ == "softmax"
-    # normalization is adapted on the rows given: scaled features have mean 0, variance 1
-    scaled = np.asarray(model.get_layer("normalization")(iris.x))
+def test_front_end_normalizes_on_the_training_rows(iris):
+    prepared = prepare(iris, seed=0)
+    model = _softmax_model(prepared)
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "InputLayer", "Normalization", "Sequential"]
+    scaled = np.asarray(model.get_layer("normalization")(prepared.x_train))
     np.testing.assert_allclose(scaled.mean(0), 0, atol=1e-5)
     np.testing.assert_allclose(scaled.std(0), 1, atol=1e-3)
+    assert prepared.target_scale is None and prepared.for_export(model) is model
 
 
-def test_regression_head_rescales_to_the_target_units():
+def test_a_feature_constant_in_training_is_centred_not_blown_up():
+    digits = prepare(data.load("digits"), seed=0)
+    constant = np.ptp(digits.x_train, axis=0) == 0
+    assert constant.any()  # some pixels are blank in every training digit
+    inputs, normalized = digits.preprocessing()
+    scaled = np.asarray(keras.Model(inputs, normalized)(digits.x_test))
+    assert np.abs(scaled[:, constant]).max() <= 16  # raw pixel range, not millions of sigmas
+
+
+def test_regression_target_is_learned_at_unit_size_and_exported_in_its_units():
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(200, 2)).astype(np.float32)
+    x = rng.normal(size=(300, 2)).astype(np.float32)
     y = (100 + 30 * x[:, 0]).astype(np.float32)
-    scale = mlp.target_scale("linear", y)
-    assert scale[0] == pytest.approx(y.mean(), rel=1e-5) and scale[1] == pytest.approx(y.std(), rel=1e-5)
-    assert mlp.target_scale("relu", y)[0] == 0.0
-    assert mlp.target_scale("softmax", y) is None
+    table = data.Dataset("line", x, y, ["a", "b"], "y", "regression")
+    centred, scaled = prepare(table, seed=0), prepare(table, seed=0, scaling="scale")
+    assert centred.target_scale == pytest.approx((centred.split.y_train.mean(),
+                                                  centred.split.y_train.std()), rel=1e-5)
+    assert abs(float(centred.y_train.mean())) < 1e-5 and abs(float(centred.y_train.std()) - 1) < 1e-5
+    assert scaled.target_scale[0] == 0.0 and float(scaled.y_train.min()) > 0
     keras.utils.set_random_seed(0)
-    model = mlp.build(x, head="linear", hidden=(8,), target_scale=scale)
-    training.compile(model, head="linear", learning_rate=0.05, target_scale=scale)
-    training.fit(model, x, y, epochs=40, batch_size=32, verbose=0)
-    predictions = training.predict(model, x)[:, 0]
-    assert evaluation.metrics("regression", y, predictions)["r2"] > 0.95
+    model = centred.with_preprocessing(keras.Sequential([keras.layers.Dense(8, activation="relu"),
+                                                         keras.layers.Dense(1)]))
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mean_squared_error")
+    training.fit(model, centred.x_train, centred.y_train, epochs=40, batch_size=32, verbose=0)
+    exported = centred.for_export(model)
+    assert exported.layers[-1].name == "target_scale"
+    predictions = training.predict(exported, centred.x_test)[:, 0]
+    assert evaluation.metrics("regression", centred.split.y_test, predictions)["r2"] > 0.95
+    with pytest.raises(ValueError, match="`scaling` must be one of centre, scale"):
+        prepare(table, seed=0, scaling="log")
 
 
-def test_make_optimizer_returns_the_keras_builtins():
-    assert isinstance(training.make_optimizer("adam", 0.1), keras.optimizers.Adam)
-    momentum = training.make_optimizer("momentum", 0.1)
+def test_optimizers_are_the_keras_builtins():
+    assert isinstance(optimizers.make("adam", 0.1), keras.optimizers.Adam)
+    momentum = optimizers.make("momentum", 0.1)
     assert isinstance(momentum, keras.optimizers.SGD) and momentum.momentum == 0.9
     with pytest.raises(ValueError, match="`optimizer` must be one of sgd, momentum"):
-        training.make_optimizer("adamw", 0.1)
+        optimizers.make("adamw", 0.1)
     with pytest.raises(ValueError, match="`learning_rate` must be a number > 0"):
-        training.make_optimizer("sgd", 0)
+        optimizers.make("sgd", 0)
 
 
 def test_fast_fit_matches_model_fit_on_the_same_seed(iris):
     """The epoch-in-one-tf.function loop trains as well as Keras's own model.fit."""
-    split = data.split(iris, seed=0)
+    split = prepare(iris, seed=0)
 
     def trained(loop):
         keras.utils.set_random_seed(7)
-        model = mlp.build(split.x_train, head="softmax", n_outputs=3, hidden=(8,))
-        training.compile(model, head="softmax", learning_rate=0.02)
+        model = _softmax_model(split, learning_rate=0.02)
         if loop == "ours":
             history = training.fit(model, split.x_train, split.y_train, epochs=30, batch_size=16,
                                    validation_data=(split.x_val, split.y_val), verbose=0).history
@@ -137,8 +144,7 @@ def test_fast_fit_matches_model_fit_on_the_same_seed(iris):
 
 def test_fit_steps_per_epoch_follow_the_batch_size(iris):
     x, y = iris.x[:100], iris.y[:100]
-    model = mlp.build(x, head="softmax", n_outputs=3, hidden=(4,))
-    training.compile(model, head="softmax")
+    model = _softmax_model(prepare(iris, seed=0), hidden=(4,))
     for batch_size, steps in (("full", 1), (1, 100), (32, 4)):
         history = training.fit(model, x, y, epochs=1, batch_size=batch_size, verbose=0)
         assert history.steps_per_epoch == steps
@@ -148,9 +154,8 @@ def test_fit_steps_per_epoch_follow_the_batch_size(iris):
 
 
 def test_early_stopping_callback_works_in_the_fast_loop(iris):
-    split = data.split(iris, seed=0)
-    model = mlp.build(split.x_train, head="softmax", n_outputs=3, hidden=(4,))
-    training.compile(model, head="softmax", learning_rate=0.5)  # noisy: val loss stops improving
+    split = prepare(iris, seed=0)
+    model = _softmax_model(split, hidden=(4,), learning_rate=0.5)  # noisy: val loss stops improving
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=2, restore_best_weights=True)
     history = training.fit(model, split.x_train, split.y_train, epochs=200, batch_size=8,
                            validation_data=(split.x_val, split.y_val), callbacks=[stop], verbose=0)

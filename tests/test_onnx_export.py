@@ -9,7 +9,9 @@ keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 onnxruntime = pytest.importorskip("onnxruntime")
 
-from models import data, export, mlp, onnx_export, training  # noqa: E402
+from builders import mlp, prepared  # noqa: E402
+from models import training  # noqa: E402
+from models.export import onnx_model, savedmodel  # noqa: E402
 
 # The four supervised recipes' kinds of head, each on its recipe's data.
 HEADS = {
@@ -22,23 +24,18 @@ HEADS = {
 
 def _trained(head):
     dataset_name, activation = HEADS[head]
-    dataset = data.load(dataset_name)
-    split = data.split(dataset, seed=0)
-    scale = mlp.target_scale(head, split.y_train)
+    data = prepared(dataset_name, head)
     keras.utils.set_random_seed(0)
-    model = mlp.build(
-        split.x_train, head=head, n_outputs=dataset.n_classes if head == "softmax" else 1,
-        hidden=(8, 4), activation=activation, target_scale=scale,
-    )
-    training.compile(model, head=head, learning_rate=0.01, target_scale=scale)
-    training.fit(model, split.x_train, split.y_train, epochs=3, verbose=0)
-    return dataset, split, model
+    model = mlp(data, head, hidden=(8, 4), activation=activation)
+    training.fit(model, data.x_train, data.y_train, epochs=3, verbose=0)
+    return data.dataset, data.split, data.for_export(model)
 
 
 @pytest.mark.parametrize("head", list(HEADS))
 def test_onnx_outputs_equal_keras_outputs(head, tmp_path):
     dataset, split, model = _trained(head)
-    record = onnx_export.write(model, tmp_path, dataset.task, dataset.class_names)
+    serve = savedmodel.serving_function(model, dataset.task, dataset.class_names)
+    record = onnx_model.write(serve, tmp_path, model.inputs[0].shape[-1])
     assert record["file"] == "model.onnx", record
 
     session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
@@ -61,13 +58,13 @@ def test_onnx_outputs_equal_keras_outputs(head, tmp_path):
 
 def test_export_writes_onnx_and_records_it(tmp_path):
     dataset, split, model = _trained("softmax")
-    folder = export.export(
+    folder = savedmodel.export(
         model, output_dir=tmp_path, name="iris", task=dataset.task, class_names=dataset.class_names,
         metadata={"feature_names": dataset.feature_names},
     )
     record = json.loads((folder / "metadata.json").read_text())["onnx"]
     assert (folder / "model.onnx").is_file()
-    assert record["file"] == "model.onnx" and record["opset"] == onnx_export.OPSET
+    assert record["file"] == "model.onnx" and record["opset"] == onnx_model.OPSET
     assert 0 <= record["max_abs_diff"] < 1e-5
 
 
@@ -84,7 +81,7 @@ class _NumpyDoubler(keras.layers.Layer):
 
 def test_export_succeeds_without_onnx_when_conversion_fails(tmp_path, capfd):
     model = keras.Sequential([keras.Input((3,), name="features"), _NumpyDoubler(), keras.layers.Dense(1)])
-    folder = export.export(
+    folder = savedmodel.export(
         model, output_dir=tmp_path, name="odd", task="regression",
         metadata={"feature_names": ["a", "b", "c"]},
     )

@@ -1,6 +1,6 @@
 """The optimization lessons: reference update rules against Keras, and the two recipes.
 
-NOTES-ERRATA #3 (momentum's sign), #4 (AdaGrad's accumulator and ε), #5, #12
+ERRATA #3 (momentum's sign), #4 (AdaGrad's accumulator and ε), #5, #12
 and #13 (the three gradient-descent variants and the one-weight walk), #15
 (Adam's memory).
 """
@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from models import update_rules
+from models.lessons import update_rules
 
 NAMES = ("sgd", "momentum", "adagrad", "rmsprop", "adam")
 LEARNING_RATES = (0.001, 0.01, 0.1, 0.5)
@@ -19,7 +19,7 @@ STEPS = 25
 
 @pytest.mark.parametrize("name", NAMES)
 def test_reference_rule_matches_keras_step_for_step(name):
-    from recipes._optimization import keras_trajectory, random_gradients
+    from models.lessons.optimization import keras_trajectory, random_gradients
 
     rng = np.random.default_rng(7)
     worst = 0.0
@@ -66,7 +66,7 @@ def test_notes_momentum_sign_climbs_the_loss_and_keras_does_not():
 @pytest.mark.parametrize(
     "name, notes", [("momentum", _notes_momentum), ("adagrad", _notes_adagrad)])
 def test_the_notes_formulas_as_written_do_not_match_keras(name, notes):
-    from recipes._optimization import keras_trajectory, random_gradients
+    from models.lessons.optimization import keras_trajectory, random_gradients
 
     weights = np.random.default_rng(3).normal(size=(8,)).astype(np.float32)
     gradients = random_gradients(STEPS, weights.shape, seed=3)
@@ -101,12 +101,12 @@ def test_adam_folds_the_bias_correction_into_the_step_size():
 def test_state_per_weight_matches_keras(name):
     import keras
 
-    from models import training
-    from recipes._optimization import state_per_weight
+    from models.lessons.optimization import state_per_weight
+    from models.training import optimizers
 
     variables = [keras.Variable(np.zeros((3, 4), np.float32)),
                  keras.Variable(np.zeros(5, np.float32))]
-    optimizer = training.make_optimizer(name, 0.01)
+    optimizer = optimizers.make(name, 0.01)
     optimizer.build(variables)
     assert state_per_weight(optimizer, 17) == update_rules.STATE_PER_WEIGHT[name]
     assert update_rules.STATE_PER_WEIGHT["adam"] == max(update_rules.STATE_PER_WEIGHT.values())
@@ -120,7 +120,7 @@ def test_rules_refuse_bad_arguments():
 
 
 def test_timing_and_epochs_to_target():
-    from recipes._optimization import epochs_to_target, timing
+    from models.lessons.optimization import epochs_to_target, timing
 
     tracing, per_epoch, clock = timing([1.1, 0.1, 0.1, 0.3])
     assert per_epoch == pytest.approx(0.1)
@@ -156,6 +156,11 @@ def test_gradient_descent_recipe(run_recipe, tmp_path):
         assert step["new_weight"] == pytest.approx(by_hand, abs=1e-15)
         assert abs(step["keras_new_weight"] - step["new_weight"]) < 1e-5  # float32 in Keras
     assert details["walk_max_abs_diff"] < 1e-5
+    # The walk the docstring quotes: 0.9 → 0.7022 → 0.5205 → … → −0.3690.
+    assert [round(s["weight"], 4) for s in walk[:3]] == [0.9, 0.7022, 0.5205]
+    assert round(walk[-1]["new_weight"], 4) == -0.3690
+    assert [round(details["walk_settings"]["learning_rate"] * s["gradient"], 3)
+            for s in walk[:2]] == [0.198, 0.182]
 
     assert "Full batch vs stochastic vs mini-batch" in out and "W_new (Keras SGD)" in out
     assert "Device: CPU" in out or "Device: GPU" in out
@@ -169,6 +174,23 @@ def test_gradient_descent_mini_batch_size_follows_batch_size(run_recipe):
     assert status == 0, err
     n_train = report["details"]["rows"]["train"]
     assert report["details"]["mini-batch"]["steps_per_epoch"] == math.ceil(n_train / 64)
+
+
+def test_gradient_descent_takes_a_csv(run_recipe, tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 3))
+    rows = ["a,b,c,label"] + [f"{a:.4f},{b:.4f},{c:.4f},{int(a + b > 0)}" for a, b, c in x]
+    csv = tmp_path / "points.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    status, report, out, err = run_recipe("gradient-descent", "--data", csv, "--target", "label",
+                                          "--epochs", "1", "--no-export")
+    assert status == 0, err
+    details = report["details"]
+    assert details["rows"]["train"] == 72
+    assert details["full-batch"]["steps_per_epoch"] == 1
+    assert details["stochastic"]["steps_per_epoch"] == 72
+    assert details["walk_settings"]["feature"] == "a"  # no "mean texture": the first column
+    assert details["walk_max_abs_diff"] < 1e-5
 
 
 def test_optimizers_recipe(run_recipe, tmp_path):
@@ -186,6 +208,36 @@ def test_optimizers_recipe(run_recipe, tmp_path):
     assert "|reference - Keras|" in out
     assert _pngs(tmp_path, "optimizers") == ["optimizers-history.png",
                                               "optimizers-optimizer_curves.png"]
+
+
+def test_a_killed_optimizers_run_resumes_at_the_variant_it_reached(run_recipe, monkeypatch):
+    import keras
+
+    from models.training import loop
+
+    fit = loop.fit
+
+    def killed_at_adagrad(model, *args, **kwargs):
+        if isinstance(model.optimizer, keras.optimizers.Adagrad):
+            raise KeyboardInterrupt
+        return fit(model, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "fit", killed_at_adagrad)
+    status, report, _, _ = run_recipe("optimizers", "--epochs", "2", "--no-export")
+    assert status == 130 and report is None
+    monkeypatch.setattr(loop, "fit", fit)
+
+    status, resumed, out, err = run_recipe("optimizers", "--epochs", "2", "--no-export")
+    assert status == 0, err
+    assert "Resuming (sgd) from epoch 2 of 2" in out and "Resuming (momentum)" in out
+    assert "Resuming (adagrad)" not in out
+    status, plain, plain_out, err = run_recipe("optimizers", "--epochs", "2", "--no-export")
+    assert status == 0, err
+    assert "Resuming" not in plain_out  # the completed run removed its checkpoints
+    for name in NAMES:
+        for key in ("final_loss", "final_val_loss", "test_metric", "initial_weights_sha256"):
+            assert resumed["details"][name][key] == plain["details"][name][key], (name, key)
+    assert resumed["metrics"] == plain["metrics"]
 
 
 def test_optimizer_option_errors(cli):

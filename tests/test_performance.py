@@ -1,4 +1,4 @@
-"""The fast paths of issue 12 stay correct: the training loop, its callbacks, a light CLI.
+"""The fast paths stay correct: the training loop, its callbacks, a light CLI.
 
 No timings are asserted here (a shared machine makes them noise); speed is
 `scripts/bench.py`'s job. These tests hold what the speed must not cost: the
@@ -19,7 +19,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import data, evaluation, mlp, training
+from builders import mlp, prepared
+from models import data
+from models.data.prepared import prepare
+from models.training import evaluation
+from models.training import loop as training
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("tensorflow", "keras", "sklearn", "matplotlib", "numpy")
@@ -27,14 +31,12 @@ HEAVY = ("tensorflow", "keras", "sklearn", "matplotlib", "numpy")
 
 @pytest.fixture(scope="module")
 def digits():
-    return data.split(data.load("digits"), seed=0)
+    return prepared("digits", "softmax", seed=0)
 
 
 def _model(split, head="softmax", n_outputs=10, hidden=(64, 64), seed=0, learning_rate=0.001):
     keras.utils.set_random_seed(seed)
-    model = mlp.build(split.x_train, head=head, n_outputs=n_outputs, hidden=hidden)
-    training.compile(model, head=head, optimizer="adam", learning_rate=learning_rate)
-    return model
+    return mlp(split, head, hidden=hidden, learning_rate=learning_rate)
 
 
 def _accuracy(task, model, split, n_classes):
@@ -46,7 +48,7 @@ def _accuracy(task, model, split, n_classes):
 def test_fast_loop_trains_as_well_as_model_fit(name, head, n_outputs):
     """The benchmark's job, a few epochs: same seed, about the same loss and test accuracy."""
     dataset = data.load(name)
-    split = data.split(dataset, seed=0)
+    split = prepare(dataset, seed=0)
     runs = {}
     for loop in ("ours", "model.fit"):
         model = _model(split, head=head, n_outputs=n_outputs, seed=3)
@@ -68,11 +70,13 @@ def test_fast_loop_trains_as_well_as_model_fit(name, head, n_outputs):
 
 _FINGERPRINT = """
 import keras
-from models import data, mlp, training
-split = data.split(data.load("breast_cancer"), 0)
+import sys
+sys.path.insert(0, "tests")
+from builders import mlp, prepared
+from models import data, training
+split = prepared("breast_cancer", "sigmoid", 0)
 keras.utils.set_random_seed(0)
-model = mlp.build(split.x_train, head="sigmoid", hidden=(16, 8), dropout=0.1)
-training.compile(model, head="sigmoid", learning_rate=0.01)
+model = mlp(split, "sigmoid", hidden=(16, 8), dropout=0.1)
 training.fit(model, split.x_train, split.y_train, epochs=3, batch_size=32,
              validation_data=(split.x_val, split.y_val), verbose=0)
 print("WEIGHTS", data.fingerprint(*model.get_weights()))
@@ -172,7 +176,7 @@ def test_cli_listing_and_help_import_nothing_heavy(args):
     assert done.returncode == 0, done.stderr[-2000:]
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()
                 if line.startswith("import time:")}
-    assert "recipes.registry" in imported  # the import log was read
+    assert "recipes.core.registry" in imported  # the import log was read
     assert [m for m in HEAVY if m in imported] == []
 
 
@@ -218,12 +222,14 @@ def test_the_lean_path_computes_what_tensorflows_defaults_compute(digits, monkey
 
 _LOSS_SCALE = """
 import keras
-from models import data, mlp, training
-split = data.split(data.load("iris"), 0)
+import sys
+sys.path.insert(0, "tests")
+from builders import mlp, prepared
+from models import training
+split = prepared("iris", "softmax", 0)
 keras.utils.set_random_seed(0)
-model = mlp.build(split.x_train, head="softmax", n_outputs=3, hidden=(8,))
-training.compile(model, head="softmax",
-                 optimizer=keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(0.01)))
+model = mlp(split, "softmax", hidden=(8,),
+            optimizer=keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(0.01)))
 history = training.fit(model, split.x_train, split.y_train, epochs=3, batch_size=16, verbose=0)
 print("LOSSES", history.history["loss"])
 """
@@ -248,7 +254,7 @@ def test_a_conditional_in_the_step_keeps_the_default_executor():
 def _traced_step(optimizer):
     """The graph of a one-weight model's epoch, traced as `fit` traces it on the lean path."""
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    training.compile(model, head="linear", optimizer=optimizer)
+    model.compile(optimizer=optimizer, loss="mean_squared_error")
     x, y = tf.constant(np.ones((4, 2), np.float32)), tf.constant(np.ones((4, 1), np.float32))
     training._build_state(model, x, y)
     run_epoch = training._epoch_function(model, x, y, 2)

@@ -1,4 +1,4 @@
-"""The supervised recipes reach the issue's held-out targets with their default settings,
+"""The supervised recipes reach their held-out quality targets with their default settings,
 and the README's catalogue quotes the numbers a default run produces.
 
 These are full default runs (seed 42).

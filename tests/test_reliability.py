@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models import checkpoints, export, processes
+from models.export import layout
+from models.training import checkpoints
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -101,7 +102,7 @@ def _same_weights(a, b):
 
 def _whole_versions(model_root):
     """Checks that every version folder is complete; returns the version numbers."""
-    found = export.versions(model_root)
+    found = layout.versions(model_root)
     for version in found:
         folder = Path(model_root) / str(version)
         for item in ("saved_model.pb", "variables/variables.index", "model.keras",
@@ -130,7 +131,7 @@ def test_killed_then_interrupted_run_resumes_and_ends_like_an_uninterrupted_one(
         assert a.wait_for(lambda: "Epoch 4/12" in a.output), a.output
         assert a.signal(signal.SIGKILL) == -signal.SIGKILL
     assert len(_checkpoint_files(out)) == 1
-    assert export.versions(out / "binary-sigmoid") == []
+    assert layout.versions(out / "binary-sigmoid") == []
 
     # 2. the same command resumes; Ctrl-C (SIGINT) after one more epoch
     with child(args, tmp_path / "b.log") as b:
@@ -172,14 +173,14 @@ def test_killed_then_interrupted_run_resumes_and_ends_like_an_uninterrupted_one(
 def test_checkpoint_resumes_fit_exactly_with_dropout_adam_and_early_stopping(tmp_path):
     import keras
 
-    from models import data, mlp, training
+    from builders import mlp, prepared
+    from models import training
 
-    split = data.split(data.load("iris"), seed=3)
+    split = prepared("iris", "softmax", seed=3)
 
     def train(epochs, callbacks=(), initial_epoch=0, stopper=None):
         keras.utils.set_random_seed(3)
-        model = mlp.build(split.x_train, head="softmax", n_outputs=3, hidden=(8, 8), dropout=0.3)
-        training.compile(model, head="softmax", optimizer="adam", learning_rate=0.02)
+        model = mlp(split, "softmax", hidden=(8, 8), dropout=0.3, learning_rate=0.02)
         stopper = stopper or keras.callbacks.EarlyStopping(patience=50, restore_best_weights=True)
         history = training.fit(
             model, split.x_train, split.y_train, epochs=epochs, batch_size=16, seed=3, verbose=0,
@@ -239,7 +240,7 @@ def test_a_live_process_keeps_its_run_folder_a_dead_ones_is_taken_over(tmp_path)
     folder.mkdir()
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        owner = {"pid": sleeper.pid, "host": processes.host()}
+        owner = {"pid": sleeper.pid, "host": layout.host()}
         (folder / checkpoints.OWNER).write_text(json.dumps(owner))
         with pytest.raises(checkpoints.CheckpointBusy, match=f"process {sleeper.pid} is training"):
             checkpoints.Checkpoint.open(folder)
@@ -258,7 +259,7 @@ def test_fit_and_checkpoint_check_their_arguments():
     from models import training
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, activation="sigmoid")])
-    training.compile(model, head="sigmoid")
+    model.compile(optimizer="adam", loss="binary_crossentropy")
     x, y = np.zeros((4, 2), np.float32), np.array([0, 1, 0, 1])
     with pytest.raises(ValueError, match=r"`initial_epoch` must be an integer in \[0, epochs=3\]. "
                                          r"Received: initial_epoch=4"):
@@ -267,7 +268,7 @@ def test_fit_and_checkpoint_check_their_arguments():
                                          "Received: every=-1"):
         checkpoints.Checkpoint("somewhere", every=-1)
     with pytest.raises(ValueError, match="`pid` must be an integer > 0. Received: pid=0"):
-        processes.alive(0)
+        layout.alive(0)
 
 
 def test_failed_export_keeps_the_trained_model_and_restart_trains_afresh(tmp_path, cli):
@@ -313,7 +314,7 @@ def test_kills_around_export_leave_only_whole_version_folders(tmp_path, cli):
     args = ["multiclass-softmax", "--epochs", "2", "--output-dir", out]
 
     def staging():
-        return set(root.glob(f"{export.STAGING_PREFIX}*"))
+        return set(root.glob(f"{layout.STAGING_PREFIX}*"))
 
     killed_mid_export = 0
     for i, delay in enumerate((0.0, 0.5, 1.5)):  # into the SavedModel, model.keras/ONNX, the end
@@ -330,11 +331,11 @@ def test_kills_around_export_leave_only_whole_version_folders(tmp_path, cli):
     assert killed_mid_export >= 1  # at least the kill at once landed inside the export
 
     had_checkpoint = bool(_checkpoint_files(out))
-    before = export.versions(root)
+    before = layout.versions(root)
     status, output, err = cli(*args)
     assert status == 0, err
     assert ("Resuming from epoch 2 of 2 (training had ended" in output) == had_checkpoint
-    assert not list(root.glob(f"{export.STAGING_PREFIX}*"))  # the killed runs' leftovers are gone
+    assert not list(root.glob(f"{layout.STAGING_PREFIX}*"))  # the killed runs' leftovers are gone
     after = _whole_versions(root)
     assert after == before + [len(before) + 1] == list(range(1, len(after) + 1))
 
@@ -342,14 +343,14 @@ def test_kills_around_export_leave_only_whole_version_folders(tmp_path, cli):
 def test_stale_staging_folders_go_a_live_runs_stays(tmp_path):
     finished = subprocess.Popen([sys.executable, "-c", "pass"])
     finished.wait(timeout=TIMEOUT)
-    host = processes.host()
+    host = layout.host()
     folders = {
-        "dead": f"{export.STAGING_PREFIX}{host}-{finished.pid}-0a1b2c3d",
-        "dead, older name form": f"{export.STAGING_PREFIX}{finished.pid}-0a1b2c3d",
-        "live": f"{export.STAGING_PREFIX}{host}-{os.getpid()}-0a1b2c3d",
-        "other host, fresh": f"{export.STAGING_PREFIX}elsewhere-{finished.pid}-0a1b2c3d",
-        "other host, two days old": f"{export.STAGING_PREFIX}far-away-{finished.pid}-99aa99aa",
-        "live but two days old": f"{export.STAGING_PREFIX}{host}-{os.getpid()}-99aa99aa",
+        "dead": f"{layout.STAGING_PREFIX}{host}-{finished.pid}-0a1b2c3d",
+        "dead, older name form": f"{layout.STAGING_PREFIX}{finished.pid}-0a1b2c3d",
+        "live": f"{layout.STAGING_PREFIX}{host}-{os.getpid()}-0a1b2c3d",
+        "other host, fresh": f"{layout.STAGING_PREFIX}elsewhere-{finished.pid}-0a1b2c3d",
+        "other host, two days old": f"{layout.STAGING_PREFIX}far-away-{finished.pid}-99aa99aa",
+        "live but two days old": f"{layout.STAGING_PREFIX}{host}-{os.getpid()}-99aa99aa",
     }
     for name in folders.values():
         (tmp_path / name).mkdir()
@@ -359,7 +360,7 @@ def test_stale_staging_folders_go_a_live_runs_stays(tmp_path):
     for key in ("other host, two days old", "live but two days old"):
         os.utime(tmp_path / folders[key], (two_days_ago, two_days_ago))
 
-    removed = {p.name for p in export.remove_stale_staging(tmp_path)}
+    removed = {p.name for p in layout.remove_stale_staging(tmp_path)}
     gone = {"dead", "dead, older name form", "other host, two days old", "live but two days old"}
     assert removed == {folders[k] for k in gone}
     left = {p.name for p in tmp_path.iterdir()}
@@ -381,7 +382,7 @@ def test_a_diverging_learning_rate_stops_at_that_epoch_exits_1_and_exports_nothi
     assert 1 < stopped < 100
     assert _epochs_shown(output) == list(range(1, stopped + 1))  # stopped at that epoch
     assert "Traceback" not in err and err.count("\n") == 1
-    assert export.versions(out / "leaky-relu-regression") == []
+    assert layout.versions(out / "leaky-relu-regression") == []
     assert not (out / checkpoints.RUNS).exists()  # resuming would only diverge again
 
 
@@ -401,16 +402,16 @@ def test_csv_with_nan_or_infinite_values_is_refused_before_training(tmp_path, cl
 
 def test_bundled_path_refuses_nan_and_infinite_values_too():
     from models import data
-    from recipes import _supervised
-    from recipes.errors import RunError
+    from recipes.core import workflow
+    from recipes.core.errors import RunError
 
     iris = data.load("iris")
-    _supervised._check_finite(iris)  # the real data are finite
+    workflow._check_finite(iris)  # the real data are finite
     x = iris.x.copy()
     x[3, 1], x[7, 2] = np.nan, np.inf
     broken = data.Dataset(**{**iris.__dict__, "x": x})
     with pytest.raises(RunError, match="holds 2 NaN or infinite feature value"):
-        _supervised._check_finite(broken)
+        workflow._check_finite(broken)
 
 
 # Determinism and safe loading ------------------------------------------------------------

@@ -158,12 +158,13 @@ def _export_version_2(model_dir):
     """Exports a second, different version of multiclass-softmax (output layer changed)."""
     import keras
 
-    from models import export
+    from models.export import savedmodel as export
 
     v1 = zoo.load("multiclass-softmax", version=1, model_dir=model_dir)
     model = keras.models.load_model(v1.path / "model.keras")
-    kernel, bias = model.layers[-1].get_weights()
-    model.layers[-1].set_weights([kernel * 3.0, bias + np.arange(len(bias), dtype=np.float32)])
+    output = model.layers[-1].layers[-1]  # the recipe's Sequential sits behind the front-end
+    kernel, bias = output.get_weights()
+    output.set_weights([kernel * 3.0, bias + np.arange(len(bias), dtype=np.float32)])
     keep = {k: v1.metadata[k] for k in ("recipe", "feature_names", "target")}
     path = export.export(model, output_dir=model_dir, name="multiclass-softmax", task="multiclass",
                          class_names=v1.class_names, metadata=keep)

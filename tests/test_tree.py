@@ -1,4 +1,4 @@
-"""models.tree (entropy, information gain, the tree) and the decision-tree-entropy recipe."""
+"""models.lessons.tree (entropy, information gain, the tree) and the decision-tree-entropy recipe."""
 
 import io
 import json
@@ -15,7 +15,7 @@ from sklearn.datasets import make_classification
 from sklearn.tree import DecisionTreeClassifier
 
 from models import data
-from models.tree import DecisionTree, best_split, entropy, information_gain
+from models.lessons.tree import DecisionTree, best_split, entropy, information_gain
 
 
 def _generated(rows=2000, features=8, classes=3, seed=0):
@@ -62,11 +62,11 @@ def test_entropy_matches_scipy_on_random_distributions(seed, base):
 
 def test_marbles_pure_and_half_half():
     marbles = [1, 3, 4]  # red, purple, yellow
-    assert round(entropy(marbles, kind="counts"), 4) == 1.4056  # bits (NOTES-ERRATA #1)
+    assert round(entropy(marbles, kind="counts"), 4) == 1.4056  # bits (ERRATA #1)
     assert round(entropy(marbles, base=math.e, kind="counts"), 4) == 0.9743  # the notes' 0.97
     assert entropy(["red"] * 8) == 0.0
     assert entropy([8, 0, 0], kind="counts") == 0.0
-    assert entropy(["yellow"] * 4 + ["purple"] * 4) == 1.0  # NOTES-ERRATA #2
+    assert entropy(["yellow"] * 4 + ["purple"] * 4) == 1.0  # ERRATA #2
     assert round(entropy([4, 4], base=math.e, kind="counts"), 4) == 0.6931
     assert entropy([1 / 8, 3 / 8, 4 / 8]) == entropy(marbles, kind="counts")
 
@@ -400,7 +400,7 @@ def test_recipe_runs_from_the_cli_and_export_loads_back(tmp_path):
 
 
 def test_recipe_options(capsys):
-    from recipes import registry
+    from recipes.core import registry
     from recipes.run import main
 
     recipe = registry.get("decision-tree-entropy")
