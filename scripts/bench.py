@@ -1,6 +1,6 @@
-"""Benchmark: issue 12's comparisons side by side in one run, on real data.
+"""Benchmark: training, start-up, prediction and serving, side by side in one run, on real data.
 
-1. **Training** (target 1). The issue's job, a 64-64 ReLU MLP trained for 50
+1. **Training**. The reference job, a 64-64 ReLU MLP trained for 50
    epochs with batch 32 and Adam (learning rate 0.001), on the digits, breast
    cancer and iris data (scikit-learn's bundled sets, the package's seeded
    train / validation / test split), six ways, interleaved within each
@@ -8,7 +8,7 @@
 
    - `ours`: `models.training.fit`, the package's path (whole epoch in one
      `tf.function`; on a CPU, for a model this small, without grappler and on
-     the single-threaded executor: `models.training.is_lean`), tracing of the
+     the single-threaded executor: `models.training.loop.is_lean`), tracing of the
      first epoch included;
    - `ours + callbacks`: the same with validation data, `EarlyStopping`
      (patience long enough to run every epoch), `History` and the per-epoch
@@ -30,19 +30,22 @@
    Threads: TensorFlow runs with one intra-op thread, as `python -m
    recipes.run` sets it (`TF_NUM_INTRAOP_THREADS=1`), and NumPy's BLAS with
    one thread (`OPENBLAS_NUM_THREADS=1`); a variable set before the run is
-   kept. Three more rows, each from its own process, measure the other
+   kept. Four more rows, each from its own process, measure the other
    choices: `ours` with TensorFlow's default threads and with one inter-op
-   thread too, scikit-learn with its default BLAS threads; `ours` and
-   scikit-learn run interleaved there too, and the row's ratio is theirs.
+   thread too, scikit-learn with its default BLAS threads, and `ours` on
+   TensorFlow's public API only (the private modules that
+   `models.tensorflow_internals` wraps made unimportable: what they buy);
+   `ours` and scikit-learn run interleaved there too, and the row's ratio
+   is theirs.
 
-2. **Start-up** (target 5), each in fresh processes: `python -m recipes.run
+2. **Start-up**, each in fresh processes: `python -m recipes.run
    --list` and `--help` (and whether they import TensorFlow, Keras,
    scikit-learn, matplotlib or NumPy), and a default run of
    `multiclass-softmax` (train, evaluate, export), with its phases: the
    imports, data, model, training, export (with the ONNX conversion),
    baselines and figures.
 
-3. **Prediction and serving** (targets 2-4): `scripts/bench_predict.py` and
+3. **Prediction and serving**: `scripts/bench_predict.py` and
    `scripts/bench_serve.py`, run as they are (subprocesses); their JSON is
    merged into this one.
 
@@ -96,7 +99,7 @@ HEAVY = ("tensorflow", "keras", "sklearn", "matplotlib", "numpy")
 """Modules `--list` and `--help` must not import."""
 
 JOB = {"hidden": (64, 64), "epochs": 50, "batch_size": 32, "learning_rate": 0.001}
-"""Issue 12's training job."""
+"""The reference training job (the README's Performance table)."""
 
 
 def load():
@@ -116,9 +119,11 @@ class Job:
 
     def __init__(self, name, seed, epochs):
         from models import data
+        from models.data.prepared import prepare
 
         self.dataset = data.load(name)
-        self.split = data.split(self.dataset, seed)
+        self.data = prepare(self.dataset, seed)
+        self.split = self.data.split
         self.seed = seed
         self.epochs = epochs
         self.binary = self.dataset.task == "binary"
@@ -131,27 +136,28 @@ class Job:
         return float(np.mean(np.asarray(classes).reshape(-1) == self.split.y_test))
 
     def keras_model(self, compile_kwargs=None):
-        """The job's Keras model (`models.mlp.build`), compiled, with the seed set."""
+        """The job's Keras model, built as a recipe builds it, compiled, with the seed set.
+
+        The data's front-end (`Normalization`, adapted on the training rows), then a
+        `keras.Sequential` of the hidden ReLU layers and the sigmoid or softmax output.
+        """
         import keras
 
-        from models import mlp, training
-
         keras.utils.set_random_seed(self.seed)
-        model = mlp.build(self.split.x_train, head=self.head,
-                          n_outputs=1 if self.binary else self.n_classes,
-                          hidden=JOB["hidden"], activation="relu", name="bench_mlp")
-        if compile_kwargs is None:
-            training.compile(model, head=self.head, optimizer="adam",
-                             learning_rate=JOB["learning_rate"])
-        else:
-            model.compile(optimizer=keras.optimizers.Adam(JOB["learning_rate"]),
-                          loss="binary_crossentropy" if self.binary else
-                          "sparse_categorical_crossentropy",
-                          metrics=["accuracy"], **compile_kwargs)
+        network = keras.Sequential(
+            [*(keras.layers.Dense(units, activation="relu") for units in JOB["hidden"]),
+             keras.layers.Dense(1 if self.binary else self.n_classes, activation=self.head)],
+            name="bench_mlp")
+        model = self.data.with_preprocessing(network)
+        model.compile(optimizer=keras.optimizers.Adam(JOB["learning_rate"]),
+                      loss="binary_crossentropy" if self.binary else
+                      "sparse_categorical_crossentropy",
+                      metrics=["accuracy"], **(compile_kwargs or {}))
         return model
 
     def keras_accuracy(self, model):
-        from models import evaluation, training
+        from models import training
+        from models.training import evaluation
 
         outputs = training.predict(model, self.split.x_test)
         return self.accuracy(evaluation.classes_from_probabilities(self.dataset.task, outputs))
@@ -162,6 +168,7 @@ def train_ours(job, callbacks=False):
     import keras
 
     from models import training
+    from models.training.callbacks import EpochLogger
 
     model = job.keras_model()
     split = job.split
@@ -170,7 +177,7 @@ def train_ours(job, callbacks=False):
         stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=job.epochs,
                                              restore_best_weights=True)
         kwargs = {"validation_data": (split.x_val, split.y_val),
-                  "callbacks": [stop, training.EpochLogger(job.epochs, stream=io.StringIO())]}
+                  "callbacks": [stop, EpochLogger(job.epochs, stream=io.StringIO())]}
     started = time.perf_counter()
     history = training.fit(model, split.x_train, split.y_train, epochs=job.epochs,
                            batch_size=JOB["batch_size"], seed=job.seed, verbose=0, **kwargs)
@@ -299,10 +306,26 @@ PATHS = {
 """Training paths, in table order; ratios are to `scikit-learn`."""
 
 
+PUBLIC_ONLY = "BENCH_PUBLIC_TENSORFLOW_ONLY"
+"""Set in a child's environment: the private modules `models.tensorflow_internals` wraps are
+made unimportable there, so its row measures the public fallback (what they buy)."""
+
+
+def block_private_tensorflow():
+    """Makes `models.tensorflow_internals.PRIVATE_MODULES` unimportable (after TensorFlow starts)."""
+    import tensorflow  # noqa: F401  its own start-up uses its internals; ours may not
+
+    from models import tensorflow_internals
+
+    for name in tensorflow_internals.PRIVATE_MODULES:
+        sys.modules[name] = None
+
+
 VARIANTS = [
     ("ours, TensorFlow's default threads", "ours", {"TF_NUM_INTRAOP_THREADS": "0"}),
     ("ours, one inter-op thread too", "ours", {"TF_NUM_INTEROP_THREADS": "1"}),
     ("scikit-learn, default BLAS threads", "scikit-learn", {"OPENBLAS_NUM_THREADS": None}),
+    ("ours, public TensorFlow API only", "ours", {PUBLIC_ONLY: "1"}),
 ]
 """(row, path, environment changes; `None` unsets): the thread settings the main process
 does not use, each in its own process (thread pools are fixed at start-up), where `ours`
@@ -431,24 +454,25 @@ def heavy_imports(args):
 
 
 PHASES = [
-    ("data (load + split)", "models.data", ("load", "split")),
-    ("model (build + compile)", "models.mlp", ("build",)),
-    ("model (build + compile)", "models.training", ("compile",)),
-    ("training (fit)", "models.training", ("fit",)),
-    ("  checkpoint writes", "models.checkpoints", ("Checkpoint._save",)),
-    ("test metrics", "models.training", ("predict",)),
-    ("test metrics", "models.evaluation", ("metrics",)),
-    ("export (all)", "models.export", ("export",)),
-    ("  SavedModel", "models.export", ("write_savedmodel",)),
-    ("  ONNX (convert + check)", "models.onnx_export", ("write",)),
-    ("baselines", "models.evaluation", ("baselines",)),
-    ("figures (draw + save)", "recipes._plots", ("history",)),
-    ("figures (draw + save)", "recipes.report", ("save_figures",)),
+    ("data (load + split)", "models.data", ("load",)),
+    ("data (load + split)", "recipes.core.workflow", ("prepare",)),
+    ("model (build + compile)", "models.data.prepared", ("PreparedData.with_preprocessing",)),
+    ("model (build + compile)", "keras", ("Model.compile",)),
+    ("training (fit)", "models.training.loop", ("fit",)),
+    ("  checkpoint writes", "models.training.checkpoints", ("Checkpoint._save",)),
+    ("test metrics", "models.training.loop", ("predict",)),
+    ("test metrics", "models.training.evaluation", ("metrics",)),
+    ("export (all)", "models.export.savedmodel", ("export",)),
+    ("  SavedModel", "models.export.savedmodel", ("write_savedmodel",)),
+    ("  ONNX (convert + check)", "models.export.onnx_model", ("write",)),
+    ("baselines", "models.training.evaluation", ("baselines",)),
+    ("figures (draw + save)", "recipes.core.plots", ("history",)),
+    ("figures (draw + save)", "recipes.core.workflow", ("save_figures",)),
 ]
 """Phase name, module, functions (`Class.method` allowed): what `phases_child` times."""
 
 IMPORTS = ("numpy", "tensorflow", "keras", "sklearn.model_selection", "matplotlib.pyplot",
-           "recipes._supervised")
+           "recipes.core.workflow")
 
 
 def phases_child(recipe, output_dir):
@@ -581,7 +605,7 @@ def main(argv=None):
     parser.add_argument("--paths", default=",".join(PATHS),
                         help="training paths, comma-separated; default all")
     parser.add_argument("--no-variants", action="store_true",
-                        help="skip the thread-setting variants (separate processes)")
+                        help="skip the variant rows: thread settings, public API only (separate processes)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=REPO / "reports" / "bench.json")
     parser.add_argument("--phases-child", nargs=2, metavar=("RECIPE", "DIR"), help=argparse.SUPPRESS)
@@ -589,6 +613,8 @@ def main(argv=None):
     if args.phases_child:
         phases_child(*args.phases_child)
         return 0
+    if os.environ.get(PUBLIC_ONLY):
+        block_private_tensorflow()
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
@@ -625,7 +651,7 @@ def main(argv=None):
     out["machine"]["load_average_end"] = os.getloadavg()
     out["seconds"] = time.perf_counter() - started
 
-    print(f"\n=== issue 12 benchmarks: {platform.node()}, {os.cpu_count()} CPUs, "
+    print(f"\n=== benchmarks: {platform.node()}, {os.cpu_count()} CPUs, "
           f"{platform.platform()}, load average {out['machine']['load_average_start'][0]:.1f} "
           f"at start, {out['machine']['load_average_end'][0]:.1f} at end ===")
     if "training" in out:

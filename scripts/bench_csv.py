@@ -4,13 +4,13 @@ Writes a CSV of ROWS x COLUMNS random numeric features plus a two-class
 `label` column into a temporary folder, then measures, each in a fresh
 process so that peak memory is its own:
 
-- `load`: `models.tables.read_csv(..., task="binary")` alone (seconds, peak RSS);
+- `load`: `models.data.tables.read_csv(..., task="binary")` alone (seconds, peak RSS);
 - `run`: `python -m recipes.run RECIPE --data FILE --target label --epochs 1`
   with export, as a user types it (seconds, peak RSS, test accuracy);
 - `pandas`: `pandas.read_csv` of the same file, for comparison (only when
   pandas is installed; it is not a dependency).
 
-Targets (issue 9): 1,000,000 rows x 20 columns load in under 10 s, and the
+Targets: 1,000,000 rows x 20 columns load in under 10 s, and the
 whole run stays under 2 GB of peak memory. Prints a table, then the numbers
 as JSON. Run by hand:
 
@@ -60,7 +60,7 @@ def write_table(path, rows, columns, seed=0):
 
 
 def child_load(path):
-    from models import tables
+    from models.data import tables
 
     started, cpu = time.perf_counter(), cpu_seconds()
     dataset = tables.read_csv(path, "label", task="binary")
@@ -147,7 +147,7 @@ def main(argv=None):
     rows = [
         ["file", f"{args.rows:,} rows x {args.columns} features + label, {size_mb:.0f} MiB "
                  f"(written in {write_seconds:.1f} s)"],
-        ["load (models.tables)", f"{best['seconds']:.2f} s best of {len(loads)} "
+        ["load (models.data.tables)", f"{best['seconds']:.2f} s best of {len(loads)} "
                                  f"(all: {every}), CPU {best['cpu_seconds']:.2f} s, "
                                  f"peak RSS {best['peak_rss_mb']:.0f} MiB"],
     ]

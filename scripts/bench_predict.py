@@ -1,6 +1,6 @@
 """Benchmark: one exported model's prediction paths, and an app's start-up with and without TensorFlow.
 
-Issue 12's targets 2 and 3, measured side by side in one run:
+Measured side by side in one run:
 
 - 1 row and 256 rows through `zoo.load(...).predict_proba` (ONNX Runtime on
   `model.onnx`), the same through zoo's SavedModel fallback, the SavedModel's
@@ -12,8 +12,8 @@ Issue 12's targets 2 and 3, measured side by side in one run:
   (no TensorFlow) and with the SavedModel (TensorFlow);
 - the export's cost: SavedModel + `model.keras`, and the ONNX conversion added to it.
 
-The model is issue 12's: a 64-64-10 ReLU MLP on the digits data (Adam, a few
-epochs), exported with `models.export`. `--model FOLDER` benchmarks an existing
+The model is `scripts/bench.py`'s reference job: a 64-64-10 ReLU MLP on the digits
+data (Adam, a few epochs), exported with `models.export.savedmodel.export`. `--model FOLDER` benchmarks an existing
 version folder instead (its `model.keras` gives the Keras and NumPy paths).
 
 Run by hand, not in CI:
@@ -50,24 +50,40 @@ def make_export(root, epochs=5, seed=0):
     """Trains the digits 64-64-10 MLP and exports it under `root`; returns the version folder and test rows."""
     import keras
 
-    from models import data, export, mlp, training
+    from models import data, training
+    from models.data.prepared import prepare
+    from models.export import savedmodel
 
-    dataset = data.load("digits")
-    split = data.split(dataset, seed)
+    digits = prepare(data.load("digits"), seed)
     keras.utils.set_random_seed(seed)
-    model = mlp.build(split.x_train, head="softmax", n_outputs=10, hidden=(64, 64), name="digits_mlp")
-    training.compile(model, head="softmax", optimizer="adam", learning_rate=0.001)
-    training.fit(model, split.x_train, split.y_train, epochs=epochs, batch_size=32, seed=seed, verbose=0)
-    folder = export.export(
-        model, output_dir=root, name="digits-mlp", task="multiclass", class_names=dataset.class_names,
-        metadata={"recipe": "bench", "feature_names": dataset.feature_names, "target": dataset.target},
+    network = keras.Sequential([keras.layers.Dense(64, activation="relu"),
+                                keras.layers.Dense(64, activation="relu"),
+                                keras.layers.Dense(10, activation="softmax")], name="digits_mlp")
+    model = digits.with_preprocessing(network)
+    model.compile(optimizer=keras.optimizers.Adam(0.001), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    training.fit(model, digits.x_train, digits.y_train, epochs=epochs, batch_size=32, seed=seed,
+                 verbose=0)
+    folder = savedmodel.export(
+        digits.for_export(model), output_dir=root, name="digits-mlp", task="multiclass",
+        class_names=digits.class_names,
+        metadata={"recipe": "bench", "feature_names": digits.dataset.feature_names,
+                  "target": digits.dataset.target},
     )
+    split = digits.split
     return folder, split.x_test
 
 
 def numpy_forward(model):
-    """A NumPy forward pass of a `models.mlp` Sequential: `f(x) -> outputs`, for the floor."""
+    """A NumPy forward pass of a recipe's model (front-end, nested `Sequential`): `f(x) -> outputs`."""
     import keras
+
+    def flat(layers):
+        for layer in layers:
+            if hasattr(layer, "layers"):
+                yield from flat(layer.layers)
+            else:
+                yield layer
 
     acts = {
         "relu": lambda z: np.maximum(z, 0), "linear": lambda z: z, "tanh": np.tanh,
@@ -81,7 +97,7 @@ def numpy_forward(model):
 
     acts["softmax"] = softmax
     steps = []
-    for layer in model.layers:
+    for layer in flat(model.layers):
         if isinstance(layer, keras.layers.Normalization):
             mean = np.asarray(layer.mean, np.float32).reshape(-1)
             scale = 1 / np.maximum(np.sqrt(np.asarray(layer.variance, np.float32).reshape(-1)), 1e-7)
@@ -92,7 +108,7 @@ def numpy_forward(model):
             steps.append(lambda h, k=kernel, b=bias, a=act: a(h @ k + b))
         elif isinstance(layer, keras.layers.Rescaling):
             steps.append(lambda h, s=float(layer.scale), o=float(layer.offset): h * s + o)
-        elif not isinstance(layer, keras.layers.Dropout):
+        elif not isinstance(layer, (keras.layers.Dropout, keras.layers.InputLayer)):
             raise ValueError(f"No NumPy form for layer {layer.name} ({type(layer).__name__})")
 
     def forward(x):
@@ -200,7 +216,7 @@ def export_cost(folder, repeats):
     """Median seconds of the SavedModel + model.keras writes, and of the ONNX conversion + check."""
     import keras
 
-    from models import export, onnx_export
+    from models.export import onnx_model, savedmodel
 
     model = keras.models.load_model(folder / "model.keras")
     meta = json.loads((folder / "metadata.json").read_text())
@@ -210,11 +226,13 @@ def export_cost(folder, repeats):
             target = Path(tmp) / str(i)
             target.mkdir()
             started = time.perf_counter()
-            export.write_savedmodel(model, target, meta["task"], meta.get("class_names"))
+            serve = savedmodel.serving_function(model, meta["task"], meta.get("class_names"))
+            savedmodel.write_savedmodel(model, target, meta["task"], meta.get("class_names"),
+                                        serve=serve)
             model.save(target / "model.keras")
             base.append(time.perf_counter() - started)
             started = time.perf_counter()
-            record = onnx_export.write(model, target, meta["task"], meta.get("class_names"))
+            record = onnx_model.write(serve, target, model.inputs[0].shape[-1])
             onnx.append(time.perf_counter() - started)
             assert record["file"], record
     return {"savedmodel_and_keras_seconds": statistics.median(base), "onnx_seconds": statistics.median(onnx)}

@@ -1,6 +1,6 @@
 """Benchmark: requests per second and latency of 1-row predicts over loopback HTTP.
 
-Issue 8's serving numbers and issue 12's target 4, side by side in one run, on
+The serving numbers, side by side in one run, on
 the digits 64-64-10 MLP of `bench_predict.py`:
 
 - `python -m models.serve` running the model with ONNX Runtime (through

@@ -1,11 +1,11 @@
-"""Benchmark: `models.tree.DecisionTree` beside scikit-learn's entropy tree.
+"""Benchmark: `models.lessons.tree.DecisionTree` beside scikit-learn's entropy tree.
 
 Grows both trees at the same depth on the same rows, several times, and reports
 the median fit and predict seconds, the ratio ours / scikit-learn, the test
 accuracy of each and how often they predict the same class. Data sets:
 
 - `generated`: scikit-learn's `make_classification`, 10,000 rows x 20 features
-  (10 informative), 3 classes, float32, a seeded 80/20 split; the issue's target
+  (10 informative), 3 classes, float32, a seeded 80/20 split; the target
   is growing depth 8 on it in well under 2 s;
 - `breast_cancer`, `digits`: bundled real data (`models.data`), cut by
   `models.data.split` (train and validation parts to fit, the test part to test).
@@ -33,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models import data  # noqa: E402
-from models.tree import DecisionTree  # noqa: E402
+from models.lessons.tree import DecisionTree  # noqa: E402
 
 
 def generated(rows, features, seed):
