@@ -1,16 +1,21 @@
-"""The two private TensorFlow calls the package makes, each with a public fallback.
+"""The private TensorFlow call the package makes, with a public fallback.
 
-Everything else in the package uses TensorFlow's public API. These two have no
-public form; each is imported here by name at call time, its shape checked, and
+Everything else in the package uses TensorFlow's public API. This one has no
+public form; it is imported here by name at call time, its shape checked, and
 when it is missing or has changed the caller gets the public behaviour instead:
-the run gets slower (or the export has no ONNX file), it never breaks.
+the run gets slower, it never breaks.
 
 | call | module | what it buys (2-core CPU, TF 2.21) | without it |
 |---|---|---|---|
 | `FunctionCallOptions` with grappler off and an executor | `tensorflow.python.eager.context`, `tensorflow.core.protobuf.config_pb2` | a small model's epoch skips graph optimization and runs on the single-threaded executor: the digits 64-64 MLP's first epoch 0.30 → 0.17 s, later epochs 6.2 → 4.7 ms (`models.training.loop.is_lean`) | TensorFlow's default call options: same numbers, that much slower |
-| `convert_variables_to_constants_v2` | `tensorflow.python.framework.convert_to_constants` | the serving function frozen into one graph that tf2onnx converts (`models.export.onnx_model`) | no `model.onnx`; `metadata.json`'s `onnx` says why, and the zoo runs the SavedModel |
 
-`tests/test_architecture.py` runs a recipe end to end with these modules made
+The ONNX export (`models.export.onnx_model`) freezes the SavedModel's variables
+with tf2onnx's own SavedModel loader, which calls
+`tensorflow.python.framework.convert_to_constants` itself; when that is missing
+the export has no `model.onnx`, `metadata.json`'s `onnx` says why, and the zoo
+runs the SavedModel.
+
+`tests/test_architecture.py` runs a recipe end to end with the private modules made
 unimportable, and checks that no other module of the package imports
 `tensorflow.python` or `tensorflow.core`.
 """
@@ -24,18 +29,7 @@ CONTEXT = "tensorflow.python.eager.context"
 CONFIG_PB2 = "tensorflow.core.protobuf.config_pb2"
 CONVERT_TO_CONSTANTS = "tensorflow.python.framework.convert_to_constants"
 PRIVATE_MODULES = (CONTEXT, CONFIG_PB2, CONVERT_TO_CONSTANTS)
-"""The private modules used here, by name (the tests block exactly these)."""
-
-
-class Unavailable(RuntimeError):
-    """A private call that is missing or has changed in this TensorFlow."""
-
-
-def _attribute(module, name):
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as error:
-        raise Unavailable(f"{module}.{name} is not available in this TensorFlow ({error})") from None
+"""The private modules used here or by tf2onnx's freezing, by name (the tests block exactly these)."""
 
 
 def call_options(executor_type=""):
@@ -77,13 +71,3 @@ class _CallOptions:
 
     def __exit__(self, *exc):
         self._ctx.function_call_options = self._saved.pop()
-
-
-def freeze(concrete_function):
-    """The `concrete_function` with its variables and captured tensors turned into constants.
-
-    Raises:
-        Unavailable: this TensorFlow lacks `convert_variables_to_constants_v2`.
-    """
-    convert = _attribute(CONVERT_TO_CONSTANTS, "convert_variables_to_constants_v2")
-    return convert(concrete_function)

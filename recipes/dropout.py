@@ -119,8 +119,8 @@ def dropout(run):
     again = np.asarray(model(x, training=False))
     mc = _average_of_passes(model, x)
 
-    with_dropout = lesson.scores(model, "multiclass", data.split)
-    without_dropout = lesson.scores(plain, "multiclass", data.split)
+    with_dropout = lesson.scores(model, "multiclass", data.encoded_split)
+    without_dropout = lesson.scores(plain, "multiclass", data.encoded_split)
     details = {
         "rate": rate,
         "training": {

@@ -116,7 +116,7 @@ def early_stopping(run):
         twin.load_weights(Path(folder) / f"epoch_{epochs_run:03d}.weights.h5")
         to_last = _max_difference(model, twin)
 
-    split = data.split
+    split = data.encoded_split
     restored_val_loss = float(keras.losses.binary_crossentropy(
         np.asarray(split.y_val, np.float32).reshape(-1, 1),
         loop.predict(model, split.x_val)).numpy().mean())

@@ -47,7 +47,8 @@ step: `step`, `weight`, `loss`, `gradient`, `new_weight`, `keras_new_weight`),
 from recipes.core.registry import register
 
 OPTIONS = ("epochs", "batch_size", "hidden", "optimizer", "learning_rate", "seed", "data",
-           "target", "drop", "output_dir", "no_export", "report", "device", "restart")
+           "target", "drop", "categorical", "output_dir", "no_export", "report", "device",
+           "restart")
 """`--batch-size` is the mini-batch's size. No early stopping, regularizers or
 strategies: the three runs must take the same epochs on one device. With
 `--data` (a two-class target) the walk takes the CSV's first feature column."""
@@ -123,9 +124,12 @@ def gradient_descent(run):
 
     # The notes' one-weight walk, W_new = W_old − η·∂C/∂w, by hand and by Keras's SGD.
     settings = dict(WALK)
-    if settings["feature"] not in data.feature_names:
-        settings["feature"] = data.feature_names[0]
-    walk = optimization.walk(data.split, data.feature_names, seed=config.seed, **settings)
+    split, names = data.split, data.feature_names
+    if data.encoding is not None:  # a table with text or gaps: walk on one encoded column
+        split, names = data.encoded_split, [f"encoded {i}" for i in range(data.n_features)]
+    if settings["feature"] not in names:
+        settings["feature"] = names[0]
+    walk = optimization.walk(split, names, seed=config.seed, **settings)
     walk_diff = max(abs(s["new_weight"] - s["keras_new_weight"]) for s in walk)
     eta = settings["learning_rate"]
     walk_rows = [[s["step"], s["weight"], s["loss"], s["gradient"], eta * s["gradient"],

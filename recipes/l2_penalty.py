@@ -52,6 +52,7 @@ def l2_penalty(run):
     import numpy as np
 
     from models.lessons import regularization as lesson
+    from models.training import loop
     from recipes.core import plots
     from recipes.core.errors import UsageError
     from recipes.core.report import Table
@@ -102,13 +103,14 @@ def l2_penalty(run):
     keras_penalty = lesson.keras_penalty(model)
     by_hand_penalty = lesson.l2_by_hand(model)
     # By hand, in the score's own units: the exported model's predictions minus the scores.
-    predicted = np.asarray(data.for_export(model)(x, training=False), dtype=np.float64)
+    predicted = loop.predict(data.for_export(model), data.export_feed(data.split.x_train))
+    predicted = np.asarray(predicted, dtype=np.float64)
     errors = predicted.reshape(-1) - np.asarray(data.split.y_train, dtype=np.float64)
     data_term = float(np.mean(errors ** 2)) / scale ** 2                # Keras: 1/n
     notes_half = float(np.sum(errors ** 2)) / (2 * len(errors)) / scale ** 2  # the notes: 1/(2n)
 
-    with_l2 = _r2_by_split(data.for_export(model), data.split)
-    without_l2 = _r2_by_split(data.for_export(plain), data.split)
+    with_l2 = _r2_by_split(data.for_export(model), data)
+    without_l2 = _r2_by_split(data.for_export(plain), data)
     squared = lesson.squared_weights(model)
     squared_plain = lesson.squared_weights(plain)
 
@@ -169,14 +171,16 @@ def l2_penalty(run):
     ])
 
 
-def _r2_by_split(model, split):
-    """R² and MAE of `model` (raw units out) on each split, and the gap = train − validation R²."""
+def _r2_by_split(model, data):
+    """R² and MAE of `model` (raw values in, raw units out) on each split, and the gap = train −
+    validation R²."""
     from models.training import evaluation, loop
 
+    split = data.split
     out = {}
     for part, x, y in (("train", split.x_train, split.y_train), ("val", split.x_val, split.y_val),
                        ("test", split.x_test, split.y_test)):
-        scores = evaluation.metrics("regression", y, loop.predict(model, x))
+        scores = evaluation.metrics("regression", y, loop.predict(model, data.export_feed(x)))
         out[f"{part}_r2"] = scores["r2"]
         out[f"{part}_mae"] = scores["mae"]
     out["gap"] = out["train_r2"] - out["val_r2"]

@@ -73,7 +73,7 @@ def logistic_unit(run):
                       callbacks=callbacks)
 
     # Logistic regression on the same training rows, both scored on the same test rows.
-    split = data.split
+    split = data.encoded_split
     logistic = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     logistic.fit(split.x_train, split.y_train)
     logistic_proba = logistic.predict_proba(split.x_test)[:, 1]

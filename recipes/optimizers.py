@@ -44,7 +44,7 @@ are still far above it after 40 epochs.
 from recipes.core.registry import register
 
 OPTIONS = ("epochs", "batch_size", "hidden", "learning_rate", "seed", "data", "target", "drop",
-           "output_dir", "no_export", "report", "device", "restart")
+           "categorical", "output_dir", "no_export", "report", "device", "restart")
 """No `--optimizer`: it runs all five. `--learning-rate` is the one step size all
 five share. No early stopping or regularizers (same epochs for all). `--data`
 takes a CSV whose target has three or more classes."""

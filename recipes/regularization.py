@@ -102,7 +102,7 @@ def regularization(run):
                           callbacks=callbacks, variant=key).history
 
         # Accuracy of the final model in inference mode (dropout off), on every split.
-        results[key] = {**lesson.scores(model, "multiclass", data.split),
+        results[key] = {**lesson.scores(model, "multiclass", data.encoded_split),
                         "epochs": len(history["loss"])}
         histories[label] = history
         if use_stopping:

@@ -232,7 +232,7 @@ def export_cost(folder, repeats):
             model.save(target / "model.keras")
             base.append(time.perf_counter() - started)
             started = time.perf_counter()
-            record = onnx_model.write(serve, target, model.inputs[0].shape[-1])
+            record = onnx_model.write(target)
             onnx.append(time.perf_counter() - started)
             assert record["file"], record
     return {"savedmodel_and_keras_seconds": statistics.median(base), "onnx_seconds": statistics.median(onnx)}

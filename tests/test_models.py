@@ -72,7 +72,16 @@ def test_front_end_normalizes_on_the_training_rows(iris):
     scaled = np.asarray(model.get_layer("normalization")(prepared.x_train))
     np.testing.assert_allclose(scaled.mean(0), 0, atol=1e-5)
     np.testing.assert_allclose(scaled.std(0), 1, atol=1e-3)
-    assert prepared.target_scale is None and prepared.for_export(model) is model
+    assert prepared.target_scale is None
+    exported = prepared.for_export(model)  # the same model, and NaN = missing = the training mean
+    x = prepared.x_test[:4].copy()
+    np.testing.assert_allclose(exported(x), model(x), atol=1e-6)
+    x[0, 1] = np.nan
+    x[1] = np.nan
+    mean = prepared.x_train.astype(np.float64).mean(axis=0).astype(np.float32)
+    filled = np.where(np.isnan(x), mean, x)
+    np.testing.assert_allclose(exported(x), model(filled), atol=1e-6)
+    assert np.isfinite(np.asarray(exported(x))).all()
 
 
 def test_a_feature_constant_in_training_is_centred_not_blown_up():

@@ -34,8 +34,8 @@ def _trained(head):
 @pytest.mark.parametrize("head", list(HEADS))
 def test_onnx_outputs_equal_keras_outputs(head, tmp_path):
     dataset, split, model = _trained(head)
-    serve = savedmodel.serving_function(model, dataset.task, dataset.class_names)
-    record = onnx_model.write(serve, tmp_path, model.inputs[0].shape[-1])
+    savedmodel.write_savedmodel(model, tmp_path, dataset.task, dataset.class_names)
+    record = onnx_model.write(tmp_path)
     assert record["file"] == "model.onnx", record
 
     session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])

@@ -1,6 +1,6 @@
-"""Data sets: the real tables that ship with scikit-learn, and a seeded split.
+"""Data sets: the real tables that ship with scikit-learn (and the penguins), and a seeded split.
 
-A `Dataset` holds raw feature values (float32, no scaling: scaling lives inside
+A `Dataset` (`models.data.dataset`) holds raw feature values (float32, no scaling: scaling lives inside
 the model), the target, and what an export needs to describe them: feature
 names, class names, the task, and a sha256 of the data. `load(name)` reads one
 of scikit-learn's bundled sets (nothing is downloaded); `split(dataset, seed)`
@@ -19,68 +19,12 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
-
 import numpy as np
 
-TASKS = ("binary", "multiclass", "regression")
+from models.data.dataset import TASKS, Column, DataError, Dataset, Split, fingerprint
 
-
-class DataError(ValueError):
-    """Data that cannot be used as asked; the message names the cause and the fix."""
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """A table ready for training.
-
-    Args:
-        name: a short name, e.g. `"breast_cancer"` or the CSV's file name.
-        x: float32 array `[rows, features]` of raw values.
-        y: int64 class indices (classification) or float32 values (regression).
-        feature_names: column names of `x`, in order.
-        target: what `y` is, in words or the CSV column name.
-        task: `"binary"`, `"multiclass"` or `"regression"`.
-        class_names: the label of each class index (classification), else `None`.
-        description: where the data come from, one line.
-        sha256: a hash of the data, recorded in exports.
-    """
-
-    name: str
-    x: np.ndarray
-    y: np.ndarray
-    feature_names: list
-    target: str
-    task: str
-    class_names: list | None = None
-    description: str = ""
-    sha256: str = ""
-
-    @property
-    def n_classes(self):
-        """The number of classes (classification), else `None`."""
-        return None if self.class_names is None else len(self.class_names)
-
-
-@dataclass(frozen=True)
-class Split:
-    """Train, validation and test parts of one `Dataset`."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-
-
-def fingerprint(*arrays):
-    """The sha256 of the arrays' bytes, in order."""
-    digest = hashlib.sha256()
-    for array in arrays:
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()
+__all__ = ["BUNDLED", "TASKS", "Column", "DataError", "Dataset", "Split", "fingerprint", "load",
+           "split"]
 
 
 def _bundled(loader, name, task, target, description, transform=None):
@@ -161,6 +105,20 @@ def _diabetes_centered():
     )
 
 
+def _penguins():
+    from pathlib import Path
+
+    from models.data.tables import read_csv
+
+    table = read_csv(Path(__file__).with_name("penguins.csv"), "species", task="multiclass")
+    return Dataset(**{
+        **table.__dict__, "name": "penguins",
+        "description": "Palmer penguins (Gorman, Williams & Fraser 2014; CC0, as shipped by the "
+                       "palmerpenguins package): 344 penguins, 7 columns (island and sex as text; "
+                       "19 missing cells in 5 columns), 3 species",
+    })
+
+
 BUNDLED = {
     "breast_cancer": _breast_cancer,
     "iris": _iris,
@@ -168,8 +126,10 @@ BUNDLED = {
     "digits": _digits,
     "diabetes": _diabetes,
     "diabetes_centered": _diabetes_centered,
+    "penguins": _penguins,
 }
-"""The data sets that ship with scikit-learn, by name."""
+"""The data sets that ship with scikit-learn (and the Palmer penguins, which ship with
+this package as `models/data/penguins.csv`), by name."""
 
 
 def load(name):

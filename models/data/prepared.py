@@ -12,9 +12,17 @@ parts and returns a `PreparedData`:
 - `with_preprocessing(network)`: the Keras model to compile and train, raw
   features in: a `Normalization` layer adapted on the training rows, then the
   recipe's network;
-- `for_export(model)`: the model an app gets: for regression the trained
-  model followed by a `Rescaling` layer back to the target's own units; for
-  classification the model itself.
+- `for_export(model)`: the model an app gets: raw values in (NaN, or for a
+  text column `""`, for a missing cell), the trained model, and for
+  regression a `Rescaling` layer back to the target's own units.
+
+A table with a categorical column or a missing cell has an `encoding`
+(`models.data.encoding`): then `x_train`, `x_val` and `x_test` are the encoded
+matrices the network trains on (standardized, imputed, one-hot), the
+front-end is the encoded input itself, and `for_export` puts the `Encoding`'s
+Keras layers in front, so the export takes one raw input per column. A
+complete numeric table keeps the `Normalization` front-end; its export
+imputes a missing value (NaN) with the training mean.
 
 Example:
 
@@ -31,11 +39,17 @@ TensorShape([2, 3])
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
 from models.data.bundled import Dataset, Split, split
+from models.data.encoding import Encoding
+from models.export.layout import INPUT
+
+UNSEEN_CATEGORY = "(never seen in training)"
+"""A category the export check sends, to prove an unknown value is not an error."""
 
 SCALINGS = ("centre", "scale")
 """How a regression target is brought to unit size: `centre` (minus the mean,
@@ -53,11 +67,14 @@ class PreparedData:
         split: its train / validation / test `Split`, raw targets.
         target_scale: `(offset, scale)` of a regression target (raw =
             offset + scale · training units), else `None`.
+        encoding: the table's `models.data.encoding.Encoding` when it has a
+            categorical column or a missing cell, else `None`.
     """
 
     dataset: Dataset
     split: Split
     target_scale: tuple | None = None
+    encoding: Encoding | None = None
 
     # What the data are ------------------------------------------------------------
 
@@ -68,7 +85,8 @@ class PreparedData:
 
     @property
     def n_features(self):
-        return int(self.dataset.x.shape[1])
+        """The width of what the network takes (the encoded matrix, for an encoded table)."""
+        return int(self.x_train.shape[1])
 
     @property
     def n_classes(self):
@@ -85,17 +103,68 @@ class PreparedData:
 
     # The rows ---------------------------------------------------------------------
 
-    @property
+    @functools.cached_property
     def x_train(self):
-        return self.split.x_train
+        return self._encoded(self.split.x_train)
 
-    @property
+    @functools.cached_property
     def x_val(self):
-        return self.split.x_val
+        return self._encoded(self.split.x_val)
+
+    @functools.cached_property
+    def x_test(self):
+        return self._encoded(self.split.x_test)
 
     @property
-    def x_test(self):
-        return self.split.x_test
+    def encoded_split(self):
+        """The split with the features the network takes (encoded, for an encoded table), raw targets.
+
+        What a scikit-learn baseline trains on: for an encoded table the same
+        imputation, indicators and one-hot columns as the network.
+        """
+        if self.encoding is None:
+            return self.split
+        split = self.split
+        return Split(self.x_train, split.y_train, self.x_val, split.y_val, self.x_test, split.y_test)
+
+    def _encoded(self, x):
+        return x if self.encoding is None else self.encoding.transform(x)
+
+    def export_feed(self, x):
+        """Rows of the split (`split.x_test`, ...) as the exported model's raw inputs.
+
+        Returns:
+            The float32 matrix (NaN for missing), or for a table with a
+            categorical column `{input_name: array}` (see
+            `models.data.encoding.Encoding.feed`).
+        """
+        return x if self.encoding is None else self.encoding.feed(x)
+
+    def check_feed(self, rows=16):
+        """Raw inputs to check an export with: test rows, plus one all-missing row and,
+        for a categorical table, one of categories never seen in training."""
+        x = np.asarray(self.split.x_test[:rows], dtype=np.float32)
+        x = np.concatenate([x, np.full((1, x.shape[1]), np.nan, np.float32)])
+        feed = self.export_feed(x)
+        if isinstance(feed, dict):
+            unseen = {k: np.array([UNSEEN_CATEGORY], dtype=object) if v.dtype == object
+                      else v[:1] for k, v in feed.items()}
+            feed = {k: np.concatenate([v, unseen[k]]) for k, v in feed.items()}
+        return feed
+
+    def describe_features(self):
+        """`metadata.json`'s `features`: per column its input, kind and what was learned."""
+        if self.encoding is not None:
+            return self.encoding.describe()
+        x = np.asarray(self.split.x_train, dtype=np.float64)
+        return [{"name": name, "input": INPUT, "kind": "numeric", "mean": float(x[:, j].mean()),
+                 "std": float(x[:, j].std()) or 1.0, "had_gaps": False}
+                for j, name in enumerate(self.feature_names)]
+
+    @property
+    def input_layout(self):
+        """`"matrix"` (one `features` input) or `"columns"` (one input per column)."""
+        return "matrix" if self.encoding is None else self.encoding.layout
 
     @property
     def y_train(self):
@@ -129,6 +198,9 @@ class PreparedData:
         """
         import keras
 
+        if self.encoding is not None:  # already standardized, imputed and one-hot
+            inputs = keras.Input((self.n_features,), name="encoded")
+            return inputs, inputs
         x_train = np.asarray(self.x_train, dtype=np.float64)
         constant = np.ptp(x_train, axis=0) == 0
         variance = np.where(constant, 1.0, x_train.var(axis=0))
@@ -161,19 +233,28 @@ class PreparedData:
         return keras.Model(inputs, outputs, name=name or network.name)
 
     def for_export(self, model):
-        """The model as an app sees it: predictions in the target's own units.
+        """The model as an app sees it: raw values in, predictions in the target's own units.
 
-        Regression: `model` followed by `Rescaling(scale, offset)`; a
-        classification model is returned as it is.
+        In front of `model`: the `Encoding`'s layers (an encoded table), or a
+        NaN → training-mean imputation (a complete numeric table). Behind it,
+        for regression, `Rescaling(scale, offset)`.
         """
-        if self.target_scale is None:
-            return model
         import keras
+        from keras import ops
 
-        offset, scale = self.target_scale
-        outputs = keras.layers.Rescaling(float(scale), offset=float(offset), name="target_scale",
-                                         dtype="float32")(model.outputs[0])
-        return keras.Model(model.input, outputs, name=model.name)
+        if self.encoding is not None:
+            inputs = self.encoding.inputs()
+            outputs = model(self.encoding.encoder(inputs))
+        else:
+            inputs = keras.Input((self.n_features,), name=INPUT)
+            mean = np.asarray(self.split.x_train, dtype=np.float64).mean(axis=0).astype(np.float32)
+            imputed = ops.where(ops.isnan(inputs), mean, inputs)
+            outputs = model(imputed)
+        if self.target_scale is not None:
+            offset, scale = self.target_scale
+            outputs = keras.layers.Rescaling(float(scale), offset=float(offset),
+                                             name="target_scale", dtype="float32")(outputs)
+        return keras.Model(inputs, outputs, name=model.name)
 
 
 def prepare(dataset, seed, *, scaling="centre", val_fraction=0.2, test_fraction=0.2):
@@ -195,6 +276,11 @@ def prepare(dataset, seed, *, scaling="centre", val_fraction=0.2, test_fraction=
     if scaling not in SCALINGS:
         raise ValueError(f"`scaling` must be one of {', '.join(SCALINGS)}. Received: scaling={scaling!r}")
     parts = split(dataset, seed, val_fraction=val_fraction, test_fraction=test_fraction)
+    encoding = None
+    if dataset.columns is not None and (
+        any(c.kind == "categorical" for c in dataset.columns) or np.isnan(dataset.x).any()
+    ):
+        encoding = Encoding.fit(parts.x_train, dataset.columns)
     target_scale = None
     if dataset.task == "regression":
         y = np.asarray(parts.y_train, dtype=np.float64)
@@ -202,4 +288,4 @@ def prepare(dataset, seed, *, scaling="centre", val_fraction=0.2, test_fraction=
             target_scale = (0.0, float(np.sqrt(np.mean(y ** 2))) or 1.0)
         else:
             target_scale = (float(y.mean()), float(y.std()) or 1.0)
-    return PreparedData(dataset, parts, target_scale)
+    return PreparedData(dataset, parts, target_scale, encoding)

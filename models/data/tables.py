@@ -2,16 +2,31 @@
 
 `read_csv(path, target, task=...)` reads a comma-separated file whose first row
 names the columns. The target may be any column; the features are the other
-columns in file order (less those in `drop`). Apache Arrow's CSV reader
-(`pyarrow.csv`) parses the file block by block straight into a float32 array,
-so a million rows load in seconds and Arrow never holds the whole table. A
-file with something to explain is read again, whole and with inferred column
-types, to name the column, the row and the fix. Checked before anything trains:
+columns in file order (less those in `drop`).
+
+Column kinds. A feature column is *numeric* when every cell that is not missing
+reads as a number, else *categorical* (text, or `true`/`false`);
+`categorical=[...]` (`--categorical`) reads a numeric-looking column, such as a
+class coded 1/2/3, as categories. Cells are stripped of surrounding
+whitespace. A cell is *missing* when it is empty or one of `MISSING`
+(pandas' spellings: `NA`, `N/A`, `NaN`, `null`, `None`, `#N/A`, ...). Missing
+feature cells are kept (numeric: NaN; the model imputes them, see
+`models.data.encoding`); rows whose target is missing are left out, and the
+description says how many.
+
+A categorical column is held in `Dataset.x` as category codes (see
+`models.data.Column`), so every table is one float32 array.
+
+Apache Arrow's CSV reader (`pyarrow.csv`) does the parsing: a clean all-numeric
+file is read block by block straight into a float32 array (a million rows in
+seconds; Arrow never holds the whole table); any other file is read whole with
+inferred column types. Checked before anything trains:
 
 - the file exists, is UTF-8 text, has a header of distinct names and at least
-  one data row, and names the target and every dropped column;
-- every feature column is numeric, with no empty or missing (`NA`, `NaN`) cell
-  and no infinite value (nor one beyond float32's ±3.4e38);
+  one data row, and names the target and every dropped or categorical column;
+- no feature column is empty in every row, none holds an infinite value (nor
+  one beyond float32's ±3.4e38), and no categorical column has more than
+  `MAX_CATEGORIES` distinct values (an id or free text: drop it);
 - the target fits the task the caller asks for: two classes for `binary`,
   three or more for `multiclass`, numbers for `regression`, numbers >= 0 for
   `positive` (a regression whose output is a ReLU).
@@ -42,7 +57,8 @@ from pathlib import Path
 
 import numpy as np
 
-from models.data.bundled import DataError, Dataset
+from models.data.dataset import Column, DataError, Dataset
+from models.export.layout import MISSING
 
 TASKS = ("binary", "multiclass", "regression", "positive")
 """What a caller can ask of the target; `positive` is a regression target >= 0."""
@@ -51,6 +67,12 @@ _CHUNK = 1 << 24  # bytes hashed (and checked as UTF-8) at a time
 _BLOCK = 1 << 22  # bytes of CSV that Arrow parses per block
 _NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 _SHOWN_COLUMNS = 30
+
+
+MAX_CATEGORIES = 1000
+"""The most distinct values a categorical column may have. More is an id or free
+text rather than a category (one-hot encoding it would give the network a
+column per row); such a column is refused with the fix."""
 
 
 class UnknownColumn(DataError):
@@ -70,7 +92,7 @@ class TaskMismatch(DataError):
         self.fits = fits
 
 
-def read_csv(path, target, *, task, drop=()):
+def read_csv(path, target, *, task, drop=(), categorical=()):
     """Reads a CSV file with a header row into a `Dataset` for `task`.
 
     Args:
@@ -79,6 +101,8 @@ def read_csv(path, target, *, task, drop=()):
         task: `"binary"`, `"multiclass"`, `"regression"` or `"positive"`
             (regression of a target >= 0).
         drop: column names to leave out. Defaults to `()`.
+        categorical: feature columns to read as categories even where every
+            cell is a number. Defaults to `()`.
 
     Returns:
         A `models.data.Dataset`; its `task` is `binary`, `multiclass` or
@@ -94,9 +118,10 @@ def read_csv(path, target, *, task, drop=()):
     """
     if task not in TASKS:
         raise ValueError(f"`task` must be one of {', '.join(TASKS)}. Received: task={task!r}")
-    if isinstance(drop, str):
-        raise ValueError(f"`drop` must be a list of column names. Received: drop={drop!r}")
-    drop = tuple(drop)
+    for what, names in (("drop", drop), ("categorical", categorical)):
+        if isinstance(names, str):
+            raise ValueError(f"`{what}` must be a list of column names. Received: {what}={names!r}")
+    drop, categorical = tuple(drop), tuple(categorical)
     path = Path(path)
     if not path.is_file():
         why = "is a folder, not a file" if path.is_dir() else "does not exist"
@@ -111,19 +136,22 @@ def read_csv(path, target, *, task, drop=()):
             "the columns and whose next rows hold the data."
         )
     columns = _header(path)
-    _check_columns(name, columns, target, drop)
+    _check_columns(name, columns, target, drop, categorical)
     sha256 = _sha256_of_utf8(path)
     features = [c for c in columns if c != target and c not in drop]
     if not features:
         why = "every other column is dropped" if drop else "it has no other column"
         raise DataError(
             f"{name} has no feature column besides the target {target!r}: {why}. Keep at "
-            "least one numeric column as a feature."
+            "least one column as a feature."
         )
     try:
+        if categorical:
+            raise _Unusual
         x, column = _read_streaming(path, features, target, task)
-    except _Unusual:  # read again, whole, to name the column, the row and the fix
-        x, column = _read_checked(path, features, target, task)
+        kinds, left_out = tuple(Column(c) for c in features), 0
+    except _Unusual:  # read whole, with inferred types: text, gaps, or something to explain
+        x, column, kinds, left_out = _read_table(path, features, target, task, categorical)
     n_rows = len(x)
     if task in ("binary", "multiclass"):
         y, class_names = _classes(name, column, target, task)
@@ -135,12 +163,21 @@ def read_csv(path, target, *, task, drop=()):
     return Dataset(
         name=name, x=x, y=y, feature_names=features, target=target,
         task="regression" if task == "positive" else task, class_names=class_names,
-        description=(
-            f"CSV file {name}: {n_rows} rows, {len(features)} features, target "
-            f"{target!r} ({kind})"
-        ),
-        sha256=sha256,
+        description=_description(name, n_rows, kinds, x, target, kind, left_out),
+        sha256=sha256, columns=kinds,
     )
+
+
+def _description(name, n_rows, kinds, x, target, kind, left_out):
+    """`CSV file NAME: N rows, K features (C categorical; M missing cells), target ...`."""
+    n_categorical = sum(c.kind == "categorical" for c in kinds)
+    n_missing = int(np.isnan(x).sum())
+    extra = [f"{n_categorical} categorical"] if n_categorical else []
+    extra += [f"{n_missing} missing cell(s)"] if n_missing else []
+    shown = f" ({'; '.join(extra)})" if extra else ""
+    gone = (f"; {left_out} row(s) without a target left out" if left_out else "")
+    return (f"CSV file {name}: {n_rows} rows, {len(kinds)} features{shown}, target {target!r} "
+            f"({kind}){gone}")
 
 
 def _header(path):
@@ -160,7 +197,7 @@ def _header(path):
     return row
 
 
-def _check_columns(name, columns, target, drop):
+def _check_columns(name, columns, target, drop, categorical=()):
     blank = [i + 1 for i, c in enumerate(columns) if not c.strip()]
     if blank:
         raise DataError(
@@ -204,6 +241,20 @@ def _check_columns(name, columns, target, drop):
             f"`--drop {shlex.quote(target)}` leaves out the target column. Drop feature "
             "columns only, or pick another `--target`."
         )
+    unknown = [c for c in categorical if c not in columns]
+    if unknown:
+        raise UnknownColumn(
+            f"`--categorical` names {', '.join(repr(c) for c in unknown)}, which {name} does "
+            f"not have. Its columns are: {listed}. Name only columns the file has."
+        )
+    for c in categorical:
+        if c == target or c in drop:
+            why = "the target (its classes are read as text already)" if c == target else \
+                "dropped with `--drop` too"
+            raise UnknownColumn(
+                f"`--categorical {shlex.quote(c)}` names a column that is {why}. Give "
+                "`--categorical` feature columns only."
+            )
 
 
 def _not_utf8(name, byte, line):
@@ -248,7 +299,7 @@ def _read_streaming(path, features, target, task):
     each block lands in float32, so Arrow holds a few blocks at a time rather
     than the whole table. Raises `_Unusual` at the first thing that needs a
     message (a cell that is not a number, an empty cell, an infinite value, a
-    malformed row, no rows at all); `_read_checked` then finds and names it.
+    malformed row, no rows at all); `_read_table` then reads the file whole.
     """
     import pyarrow as pa
     from pyarrow import csv as pacsv
@@ -284,20 +335,43 @@ def _read_streaming(path, features, target, task):
     return x, pa.chunked_array(targets, type=types[target])
 
 
-def _read_checked(path, features, target, task):
-    """Features and target column of the whole table, read with inferred types and checked.
+def _read_table(path, features, target, task, categorical):
+    """Features, target column, `Column`s and the count of rows left out, from the whole table.
+
+    Read with inferred column types; every feature becomes numeric (NaN for a
+    missing cell) or categorical (codes, see `models.data.Column`); rows whose
+    target is missing are left out.
 
     Raises:
         DataError: what makes the file unusable, with the column, row and fix.
     """
+    import pyarrow.compute as pc
+
     name = path.name
     table = _parse(path, features, target, task)
     if table.num_rows == 0:
         raise DataError(
             f"{name} has a header row but no data rows. Add the data below the header."
         )
-    _check_missing(name, table, features, target)
-    return _features(name, table, features), table.column(target)
+    column = table.column(target)
+    if task in ("binary", "multiclass") or not _is_numeric(column.type):
+        column = _as_number(_text(column)) if task not in ("binary", "multiclass") else _text(column)
+    left_out = column.null_count
+    if left_out == len(column):
+        raise DataError(
+            f"The target column {target!r} of {name} is empty (blank or {MISSING[1]}) in every "
+            "row: there is nothing to learn from. Fill it in, or pick another `--target`."
+        )
+    x = np.empty((table.num_rows, len(features)), dtype=np.float32)
+    kinds = []
+    for j, c in enumerate(features):  # on every row, so a message's row number is the file's
+        kind, values, categories = _feature(name, c, table.column(c), forced=c in categorical)
+        x[:, j] = values
+        kinds.append(Column(c, kind, categories))
+    if left_out:
+        keep = pc.is_valid(column)
+        x, column = x[keep.to_numpy(zero_copy_only=False)], column.filter(keep)
+    return x, column, tuple(kinds), left_out
 
 
 def _parse(path, features, target, task):
@@ -309,7 +383,7 @@ def _parse(path, features, target, task):
     convert = pacsv.ConvertOptions(
         include_columns=[*features, target],
         column_types={target: pa.string()} if classes else None,
-        strings_can_be_null=True,
+        null_values=list(MISSING), strings_can_be_null=True,
     )
     try:
         return pacsv.read_csv(
@@ -323,26 +397,77 @@ def _parse(path, features, target, task):
         ) from None
 
 
+def _text(column):
+    """`column` as text, each cell stripped, with the `MISSING` spellings as nulls."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        column = pc.cast(column, pa.string())
+    column = pc.utf8_trim_whitespace(column)
+    missing = pc.is_in(column, value_set=pa.array(MISSING))
+    return pc.if_else(missing, pa.scalar(None, pa.string()), column)
+
+
+def _as_number(text):
+    """`text` as float64 when every cell that is not missing is a number, else `text`."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        return pc.cast(text, pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return text
+
+
+def _feature(name, c, column, forced):
+    """`(kind, float32 values, categories)` of one feature column, checked."""
+    import pyarrow.compute as pc
+
+    if column.null_count < len(column) and _is_numeric(column.type) and not forced:
+        return "numeric", _finite_or_missing(name, c, column), None
+    text = _text(column)
+    if text.null_count == len(text):
+        raise DataError(
+            f"Feature column {c!r} of {name} is empty (blank or a missing-value spelling such "
+            f"as NA) in every row, so it tells the model nothing. Leave it out with "
+            f"`--drop {shlex.quote(c)}`, or fill it in."
+        )
+    if not forced:
+        number = _as_number(text)
+        if number is not text:
+            return "numeric", _finite_or_missing(name, c, number), None
+    encoded = pc.dictionary_encode(text).combine_chunks()
+    categories = tuple(encoded.dictionary.to_pylist())
+    if len(categories) > MAX_CATEGORIES:
+        raise DataError(_too_many_categories(name, c, text, len(categories)))
+    codes = encoded.indices.to_numpy(zero_copy_only=False)  # a missing cell: NaN
+    return "categorical", codes.astype(np.float32), categories
+
+
+def _too_many_categories(name, c, text, count):
+    import pyarrow.compute as pc
+
+    numbers = pc.sum(pc.match_substring_regex(text, _NUMBER)).as_py() or 0
+    valid = len(text) - text.null_count
+    why = "an id or free text rather than a category"
+    if numbers >= valid / 2:
+        row, cell = _first_non_number(text)
+        why = (f"most of its cells are numbers, so it is probably numeric, read as text because "
+               f"data row {row} holds {cell!r}: fix that cell (or leave it blank for missing)")
+    return (
+        f"Feature column {c!r} of {name} has {count:,} distinct text values, more than the "
+        f"{MAX_CATEGORIES:,} a categorical column may have (one input per category): {why}. "
+        f"Otherwise leave it out with `--drop {shlex.quote(c)}`."
+    )
+
+
 def _first(mask):
     """The 1-based data row of the first `True` in an Arrow boolean array, or 0."""
     import pyarrow.compute as pc
 
     index = pc.index(mask, True).as_py()
     return index + 1 if index >= 0 else 0
-
-
-def _check_missing(name, table, features, target):
-    for c in [*features, target]:
-        column = table.column(c)
-        if column.null_count:
-            row = _first(column.is_null())
-            what = "The target column" if c == target else "Column"
-            fix = "" if c == target else f", or leave the column out with `--drop {shlex.quote(c)}`"
-            raise DataError(
-                f"{what} {c!r} of {name} has {column.null_count} empty or missing cell(s) "
-                f"(blank, NA, NaN, null), the first at data row {row} (row 1 is the first "
-                f"line below the header). Fill them in or remove those rows{fix}."
-            )
 
 
 def _is_numeric(arrow_type):
@@ -357,41 +482,28 @@ def _first_non_number(column):
     import pyarrow.compute as pc
 
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        row = _first(pc.invert(pc.match_substring_regex(column, _NUMBER))) or 1
+        number = pc.fill_null(pc.match_substring_regex(column, _NUMBER), True)
+        row = _first(pc.invert(number)) or 1
         return row, column[row - 1].as_py()
     return 1, str(column[0].as_py())
 
 
-def _features(name, table, features):
-    """The feature columns as a float32 `[rows, features]` array, checked finite."""
-    for c in features:
-        column = table.column(c)
-        if not _is_numeric(column.type):
-            row, text = _first_non_number(column)
-            raise DataError(
-                f"Feature column {c!r} of {name} is not numeric: data row {row} holds "
-                f"{text!r}. The model takes numbers only: leave the column out with "
-                f"`--drop {shlex.quote(c)}`, or turn it into numbers (e.g. one 0/1 column per "
-                "category) before training."
-            )
-    x = np.empty((table.num_rows, len(features)), dtype=np.float32)
-    start = 0
+def _finite_or_missing(name, c, column):
+    """A numeric column as float32 (NaN for a missing cell), checked for infinite values."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
     with np.errstate(over="ignore"):  # beyond float32's range: caught as infinite below
-        for batch in table.select(features).to_batches(max_chunksize=1 << 16):
-            rows = slice(start, start + batch.num_rows)
-            for j in range(len(features)):
-                x[rows, j] = batch.column(j).to_numpy(zero_copy_only=False)
-            start += batch.num_rows
-    bad = ~np.isfinite(x)
+        x = values.astype(np.float32)
+    bad = np.isinf(x)
     if bad.any():
-        j = int(np.argmax(bad.any(axis=0)))
-        c, row = features[j], int(np.argmax(bad[:, j])) + 1
+        row = int(np.argmax(bad)) + 1
         raise DataError(
             f"Feature column {c!r} of {name} holds an infinite value at data row {row} "
-            f"({table.column(c)[row - 1].as_py()!r}; {int(bad[:, j].sum())} such cell(s)); "
-            "values beyond float32's ±3.4e38 count as infinite. Replace them with finite "
-            f"numbers, remove those rows, or leave the column out with "
-            f"`--drop {shlex.quote(c)}`."
+            f"({values[row - 1]!r}; {int(bad.sum())} such cell(s)); values beyond float32's "
+            "±3.4e38 count as infinite. Replace them with finite numbers, leave them blank "
+            f"(missing), or leave the column out with `--drop {shlex.quote(c)}`."
         )
     return x
 
@@ -408,7 +520,7 @@ def _classes(name, column, target, task):
     """Class indices (int64) and sorted class names of a text target column."""
     import pyarrow.compute as pc
 
-    encoded = pc.dictionary_encode(column).combine_chunks()
+    encoded = pc.dictionary_encode(_text(column)).combine_chunks()
     found = encoded.dictionary.to_pylist()
     numeric = all(not math.isnan(_sort_key(t)[0]) for t in found)
     class_names = sorted(found, key=_sort_key) if numeric else sorted(found)

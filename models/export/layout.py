@@ -42,6 +42,15 @@ SIGNATURE = "serving_default"
 """The SavedModel signature (TensorFlow Serving's default) every export serves."""
 INPUT = "features"
 """The signature's input for an all-numeric table: float32 `[None, n_features]`."""
+LAYOUTS = ("matrix", "columns")
+"""How a signature takes its inputs (`metadata.json`'s `inputs`): one `features`
+matrix, or one rank-1 input per column (a table with a categorical column)."""
+
+MISSING = ("", "NA", "N/A", "n/a", "NaN", "nan", "-NaN", "-nan", "NULL", "null", "None", "<NA>",
+           "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "1.#IND", "1.#QNAN")
+"""Text read as a missing value (after stripping whitespace), in a CSV cell or a
+request: pandas' `read_csv` defaults."""
+
 OUTPUTS = {
     "binary": ("class_ids", "labels", "probabilities"),
     "multiclass": ("class_ids", "labels", "probabilities"),

@@ -4,7 +4,9 @@
 (`models.export.layout` says how it is named and published) with
 
 - the SavedModel (`saved_model.pb`, `variables/`, `assets/`) with signature
-  `serving_default`: input `features` float32 `[None, n_features]` of raw values;
+  `serving_default`: input `features` float32 `[None, n_features]` of raw values
+  (NaN for missing) or, for a table with a categorical column, one rank-1
+  input per column (float32, or string for a categorical one; `input_specs`);
   outputs `probabilities` float32 `[None, n_classes]` (binary: 2 columns),
   `class_ids` int64 `[None]` and `labels` string `[None]` for classification,
   `predictions` float32 `[None]` for regression;
@@ -23,12 +25,30 @@ from __future__ import annotations
 
 from models.export import layout, onnx_model
 
-def serving_function(model, task, class_names=None):
-    """The `serving_default` function of `model`: raw `features` in, named outputs out."""
+def input_specs(model):
+    """The signature's inputs: `features` `[None, n]` float32, or one rank-1 spec per column input.
+
+    Returns:
+        A `tf.TensorSpec` (a matrix model) or a dict of them, by input name.
+    """
     import tensorflow as tf
 
-    n_features = model.inputs[0].shape[-1]
-    spec = tf.TensorSpec([None, n_features], tf.float32, name=layout.INPUT)
+    if len(model.inputs) == 1 and model.inputs[0].name == layout.INPUT:
+        return tf.TensorSpec([None, model.inputs[0].shape[-1]], tf.float32, name=layout.INPUT)
+    return {t.name: tf.TensorSpec([None], tf.string if t.dtype == "string" else tf.float32,
+                                  name=t.name)
+            for t in model.inputs}
+
+
+def serving_function(model, task, class_names=None):
+    """The `serving_default` function of `model`: raw inputs in, named outputs out.
+
+    The inputs are `input_specs(model)`: the `features` matrix, or one named
+    rank-1 input per column for a table with a categorical column.
+    """
+    import tensorflow as tf
+
+    spec = input_specs(model)
     if task == "regression":
 
         @tf.function(input_signature=[spec])
@@ -57,7 +77,7 @@ def write_savedmodel(model, path, task, class_names=None, *, serve=None):
     """Writes `model` as a SavedModel with the `serving_default` signature at `path`.
 
     `serve` is the signature's function when the caller has made it already
-    (`serving_function`); the same traced function then feeds the ONNX file.
+    (`serving_function`).
     """
     import keras
 
@@ -67,7 +87,8 @@ def write_savedmodel(model, path, task, class_names=None, *, serve=None):
     archive.write_out(str(path), verbose=False)
 
 
-def export(model, *, output_dir, name, task, class_names=None, metadata=None, write_extra=None):
+def export(model, *, output_dir, name, task, class_names=None, metadata=None, write_extra=None,
+           check_feed=None):
     """Exports a Keras `model` as the next version of `output_dir/name`, whole or not at all.
 
     Args:
@@ -80,6 +101,10 @@ def export(model, *, output_dir, name, task, class_names=None, metadata=None, wr
             `tensorflow_version`, `keras_version`, `onnx` and `created_at` are filled in.
         write_extra: `callable(folder)` that adds files (history, figures) before
             the folder is renamed into place. Defaults to `None`.
+        check_feed: raw inputs the ONNX file must answer as the SavedModel does
+            (held-out rows with missing values and unseen categories; see
+            `models.data.prepared.PreparedData.check_feed`). Defaults to `None`:
+            random rows.
 
     Returns:
         The `Path` of the new version folder.
@@ -91,7 +116,7 @@ def export(model, *, output_dir, name, task, class_names=None, metadata=None, wr
         serve = serving_function(model, task, class_names)
         write_savedmodel(model, folder, task, class_names, serve=serve)
         model.save(folder / layout.KERAS_FILE)
-        meta["onnx"] = onnx_model.write(serve, folder, model.inputs[0].shape[-1])
+        meta["onnx"] = onnx_model.write(folder, check_feed)
         if write_extra is not None:
             write_extra(folder)
 

@@ -333,7 +333,16 @@ def run_epochs(model, run_epoch, *, epochs, steps, callbacks=(), verbose=1, init
 
 
 def predict(model, x, batch_size=EVALUATION_BATCH):
-    """Returns `model(x)` as a NumPy array, in batches, without `model.predict`'s overhead."""
+    """Returns `model(x)` as a NumPy array, in batches, without `model.predict`'s overhead.
+
+    `x` is a float32 matrix, or a dict of arrays for a model with one input per
+    column (text columns as arrays of `str`).
+    """
+    if isinstance(x, dict):
+        n = len(next(iter(x.values())))
+        outputs = [model({k: tf.constant(v[i:i + batch_size]) for k, v in x.items()},
+                         training=False) for i in range(0, n, batch_size)]
+        return np.concatenate([np.asarray(o) for o in outputs])
     x = np.asarray(x, dtype=np.float32)
     outputs = [model(x[i:i + batch_size], training=False) for i in range(0, len(x), batch_size)]
     return np.concatenate([np.asarray(o) for o in outputs]) if outputs else np.zeros((0, 1), np.float32)

@@ -151,6 +151,12 @@ OPTIONS = {
         "--drop", "leave this CSV column out of the features (with --data); repeat for more",
         str, (), "COLUMN", repeat=True,
     ),
+    "categorical": Option(
+        "--categorical", "read this CSV column as categories even if its cells are numbers "
+        "(e.g. a class coded 1/2/3; with --data); repeat for more. Text columns are "
+        "categorical anyway; empty cells and NA, N/A, NaN, null, None, #N/A count as missing",
+        str, (), "COLUMN", repeat=True,
+    ),
     "output_dir": Option(
         "--output-dir", "export root: models land in DIR/NAME/VERSION/", str, "saved_models",
         "DIR",
@@ -178,8 +184,8 @@ OPTIONS = {
 
 TRAINING = (
     "epochs", "batch_size", "hidden", "optimizer", "learning_rate", "l2", "dropout", "patience",
-    "seed", "data", "target", "drop", "output_dir", "no_export", "report", "strategy", "device",
-    "mixed_precision", "restart",
+    "seed", "data", "target", "drop", "categorical", "output_dir", "no_export", "report",
+    "strategy", "device", "mixed_precision", "restart",
 )
 """The options of a recipe that trains and exports one model."""
 
@@ -205,6 +211,7 @@ class RunConfig:
     data: str | None = None
     target: str | None = None
     drop: tuple = ()
+    categorical: tuple = ()
     output_dir: str = "saved_models"
     no_export: bool = False
     report: str | None = None
@@ -302,6 +309,11 @@ def parse(recipe, argv):
         raise UsageError(
             "`--drop` leaves columns of your CSV file out and needs `--data FILE.csv` and "
             "`--target COLUMN`. Add them, or remove `--drop`."
+        )
+    if config.categorical and config.data is None:
+        raise UsageError(
+            "`--categorical` reads columns of your CSV file as categories and needs "
+            "`--data FILE.csv` and `--target COLUMN`. Add them, or remove `--categorical`."
         )
     if config.target is not None and config.target in config.drop:
         raise UsageError(

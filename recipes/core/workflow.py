@@ -170,7 +170,8 @@ class Run:
             dataset = bundled.load(default)
         else:
             dataset = self._read_csv(task)
-        _check_finite(dataset)
+        if dataset.columns is None:  # a CSV table's gaps are imputed in the model
+            _check_finite(dataset)
         fractions = {}
         if train_fraction is not None:
             holdout = (1 - train_fraction) / 2
@@ -186,13 +187,15 @@ class Run:
 
         config = self.config
         try:
-            return tables.read_csv(config.data, config.target, task=task, drop=config.drop)
+            return tables.read_csv(config.data, config.target, task=task, drop=config.drop,
+                                   categorical=config.categorical)
         except (FileNotFoundError, tables.UnknownColumn) as error:
             raise UsageError(str(error)) from None
         except tables.TaskMismatch as error:
             fits = TASKS[error.fits]
             words = ["--data", config.data, "--target", config.target]
             words += [w for column in config.drop for w in ("--drop", column)]
+            words += [w for column in config.categorical for w in ("--categorical", column)]
             raise RunError(
                 f"{error} The `{fits}` recipe fits these data: `python -m recipes.run {fits} "
                 f"{shlex.join(words)}`. Nothing was trained or exported."
@@ -360,7 +363,7 @@ class Run:
         """Test metrics of `model` (accuracy, AUC, …; MAE, RMSE, R² in the target's units)."""
         from models.training import loop
 
-        outputs = loop.predict(data.for_export(model), data.x_test)
+        outputs = loop.predict(data.for_export(model), data.export_feed(data.split.x_test))
         return evaluation.metrics(data.task, data.split.y_test, outputs, data.n_classes)
 
     def finish(self, model, data, history, *, details=None, tables=(), figures=None,
@@ -398,7 +401,7 @@ class Run:
             export_started = time.perf_counter()
             export_path = self._export(model, data, metrics, logs, figures)
             export_seconds = time.perf_counter() - export_started
-        baselines = evaluation.baselines(data.task, split, data.n_classes)
+        baselines = evaluation.baselines(data.task, data.encoded_split, data.n_classes)
         headline = ["accuracy", "auc"] if data.task != "regression" else ["mae", "rmse", "r2"]
         headline = [h for h in headline if h in metrics]
         rows = [[config.recipe, *(metrics[h] for h in headline)]]
@@ -479,7 +482,7 @@ class Run:
             return str(savedmodel.export(
                 data.for_export(model), output_dir=config.output_dir, name=config.recipe, task=data.task,
                 class_names=data.class_names, metadata=self._metadata(model, data, metrics, logs),
-                write_extra=write_extra,
+                write_extra=write_extra, check_feed=data.check_feed(),
             ))
         except OSError as error:  # a full disk, a read-only or misnamed folder
             for checkpoint in self._checkpoints:
@@ -500,6 +503,8 @@ class Run:
         return {
             "recipe": config.recipe,
             "feature_names": list(dataset.feature_names),
+            "inputs": data.input_layout,
+            "features": data.describe_features(),
             "target": dataset.target,
             "metrics": metrics,
             "hyperparameters": {
