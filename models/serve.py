@@ -98,7 +98,8 @@ class Batcher:
     requests share one call, and a lone request does not wait for company.
 
     Args:
-        run: `callable(features) -> {name: array}`, e.g. `zoo.Model.run`.
+        run: `callable(feed) -> {name: array}`, e.g. `zoo.Model.run`; a feed is
+            `{input_name: array}` (or one array), one row per entry.
         max_rows: the most rows in one call. Defaults to `MAX_BATCH_ROWS`.
         name: the thread's name. Defaults to `"batcher"`.
     """
@@ -110,9 +111,9 @@ class Batcher:
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
-    def __call__(self, features, timeout=60.0):
-        """Returns the model's outputs for `features`, once its batch has run."""
-        job = _Job(features)
+    def __call__(self, feed, timeout=60.0):
+        """Returns the model's outputs for `feed` (`zoo.Model.feed`'s), once its batch has run."""
+        job = _Job(feed)
         self._queue.put(job)
         if not job.done.wait(timeout):
             raise TimeoutError(f"the model did not answer within {timeout:g} s")
@@ -131,7 +132,7 @@ class Batcher:
             job = self._queue.get()
             if job is None:
                 return
-            jobs, rows = [job], len(job.features)
+            jobs, rows = [job], job.rows
             while rows < self._max_rows:
                 try:
                     job = self._queue.get_nowait()
@@ -141,18 +142,20 @@ class Batcher:
                     stopping = True
                     break
                 jobs.append(job)
-                rows += len(job.features)
+                rows += job.rows
             self._run_batch(jobs)
 
     def _run_batch(self, jobs):
         try:
             if len(jobs) == 1:
-                jobs[0].result = self._run(jobs[0].features)
+                jobs[0].result = self._run(jobs[0].feed)
             else:
-                outputs = self._run(np.concatenate([j.features for j in jobs]))
+                feeds = [j.feed for j in jobs]
+                outputs = self._run({k: np.concatenate([f[k] for f in feeds]) for k in feeds[0]}
+                                    if isinstance(feeds[0], dict) else np.concatenate(feeds))
                 start = 0
                 for j in jobs:
-                    end = start + len(j.features)
+                    end = start + j.rows
                     j.result = {k: v[start:end] for k, v in outputs.items()}
                     start = end
         except Exception as error:  # handed to every waiting request
@@ -163,10 +166,11 @@ class Batcher:
 
 
 class _Job:
-    __slots__ = ("features", "result", "error", "done")
+    __slots__ = ("feed", "rows", "result", "error", "done")
 
-    def __init__(self, features):
-        self.features = features
+    def __init__(self, feed):
+        self.feed = feed
+        self.rows = len(next(iter(feed.values())) if isinstance(feed, dict) else feed)
         self.result = None
         self.error = None
         self.done = threading.Event()
@@ -289,9 +293,10 @@ def metadata(store, name, version=None):
         out: _tensor(*shapes[out], f"StatefulPartitionedCall:{i}")
         for i, out in enumerate(model.output_names)  # a SavedModel numbers outputs in sorted order
     }
+    dtypes = {"float32": "DT_FLOAT", "string": "DT_STRING"}
     signature = {
-        "inputs": {zoo.INPUT: _tensor("DT_FLOAT", [-1, len(model.feature_names)],
-                                      f"{zoo.SIGNATURE}_{zoo.INPUT}:0")},
+        "inputs": {name: _tensor(dtypes[dtype], shape, f"{zoo.SIGNATURE}_{name}:0")
+                   for name, (dtype, shape) in sorted(model.signature_inputs.items())},
         "outputs": outputs,
         "method_name": "tensorflow/serving/predict",
         "defaults": {},
@@ -303,9 +308,11 @@ def metadata(store, name, version=None):
 
 
 def _instance_rows(model, instances):
-    """Row-format `instances` as rows for `zoo.Model.features`."""
+    """Row-format `instances` as rows for `zoo.Model.feed`."""
     if not isinstance(instances, list) or not instances:
         raise HTTPError(400, "'instances' must be a non-empty list of rows")
+    if zoo.INPUT not in model.signature_inputs:  # one named input per column: {column: value} rows
+        return instances
     named = zoo.INPUT not in model.feature_names
     return [
         inst[zoo.INPUT] if named and isinstance(inst, dict) and list(inst) == [zoo.INPUT] else inst
@@ -316,7 +323,8 @@ def _instance_rows(model, instances):
 def _input_rows(model, inputs):
     """Columnar `inputs` as rows: a matrix, `{"features": matrix}`, or feature columns."""
     if isinstance(inputs, dict):
-        if list(inputs) == [zoo.INPUT] and zoo.INPUT not in model.feature_names:
+        if (list(inputs) == [zoo.INPUT] and zoo.INPUT not in model.feature_names
+                and zoo.INPUT in model.signature_inputs):
             inputs = inputs[zoo.INPUT]
         else:
             columns = list(inputs.values())
@@ -351,20 +359,21 @@ def predict(store, name, version, body):
     row_format = "instances" in body
     rows = _instance_rows(model, body["instances"]) if row_format else _input_rows(model, body["inputs"])
     try:
-        features = model.features(rows)
+        feed = model.feed(rows)
     except ValueError as error:
         raise HTTPError(400, str(error)) from None
-    outputs = call(features)
+    outputs = call(feed)
+    n_rows = len(next(iter(feed.values())))
     names = model.output_names
     columns = {k: outputs[k].tolist() for k in names}
     if row_format:
         if len(names) == 1:
             answer = {"predictions": columns[names[0]]}
         else:
-            answer = {"predictions": [{k: columns[k][i] for k in names} for i in range(len(features))]}
+            answer = {"predictions": [{k: columns[k][i] for k in names} for i in range(n_rows)]}
     else:
         answer = {"outputs": columns[names[0]] if len(names) == 1 else columns}
-    return answer, len(features)
+    return answer, n_rows
 
 
 class Handler(http.server.BaseHTTPRequestHandler):

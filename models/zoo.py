@@ -11,8 +11,12 @@ an app needs: no recipe code, no training code, no `model.predict`.
   `Model.predict_proba(rows)`: class probabilities (classification only);
   `Model.metadata`: the export's `metadata.json`.
 
-`rows` may be a list of lists, a NumPy array `[rows, features]`, or a list of
-`{feature_name: value}` dicts; raw feature values, as in the training data.
+`rows` may be a list of lists, a NumPy array `[rows, features]`, a list of
+`{feature_name: value}` dicts, or a pandas `DataFrame`; raw values, as in the
+training data: numbers, text for a categorical column, and `None`, NaN or `""`
+(or a spelling such as `"NA"`, `models.data.tables.MISSING`) for a missing
+value. An export of a table with a categorical column takes one named input
+per column (`Model.signature_inputs`); `Model.feed(rows)` builds them.
 
 Two runtimes, one interface. When the version folder has `model.onnx` and
 ONNX Runtime is installed, `Model` runs the ONNX file: TensorFlow is never
@@ -45,6 +49,7 @@ import numpy as np
 
 from models.export.layout import (
     FLOAT32_MAX,
+    MISSING,
     INPUT,
     METADATA_FILE,
     ONNX_FILE,
@@ -160,8 +165,8 @@ def load_folder(folder, *, backend="auto"):
     """Loads one version folder: the one place that reads an export.
 
     Reads and checks `metadata.json`, picks the runtime, and checks that the
-    model takes `features` of the width the metadata names and returns the
-    signature's outputs for its task.
+    model takes the inputs the metadata names (`features` of its width, or one
+    input per column) and returns the signature's outputs for its task.
 
     Args:
         folder: a version folder (`saved_models/NAME/VERSION`).
@@ -179,7 +184,7 @@ def load_folder(folder, *, backend="auto"):
         raise ModelNotFoundError(f"No model folder at {folder}.")
     metadata = _read_metadata(folder)
     expected = OUTPUTS[metadata["task"]]
-    width = len(metadata["feature_names"])
+    inputs_wanted = _expected_inputs(metadata)
     has_onnx = (folder / ONNX_FILE).is_file()
     if backend == "auto":
         backend = "onnx" if has_onnx and _onnxruntime_installed() else "savedmodel"
@@ -189,14 +194,14 @@ def load_folder(folder, *, backend="auto"):
                 f"{folder} has no {ONNX_FILE} (its metadata's `onnx` field says why, if the "
                 "export tried); load it with backend='savedmodel'."
             )
-        runner = _OnnxRunner(folder / ONNX_FILE, folder, width, expected)
+        runner = _OnnxRunner(folder / ONNX_FILE, folder, inputs_wanted, expected)
     else:
         if not (folder / SAVEDMODEL_FILE).is_file():
             raise ModelLoadError(
                 f"{folder} has no {SAVEDMODEL_FILE}: it is not a SavedModel export. "
                 "Point at a version folder written by `python -m recipes.run`."
             )
-        runner = _SavedModelRunner(folder, width, expected)
+        runner = _SavedModelRunner(folder, inputs_wanted, expected)
     return Model(folder, metadata, runner, backend)
 
 
@@ -219,6 +224,16 @@ def _read_metadata(folder):
     elif not (isinstance(metadata.get("feature_names"), list) and metadata["feature_names"]
               and all(isinstance(f, str) for f in metadata["feature_names"])):
         problem = "its `feature_names` is not a non-empty list of strings"
+    elif metadata.get("inputs") == "columns" and not (
+        isinstance(metadata.get("features"), list)
+        and [f.get("name") if isinstance(f, dict) else None for f in metadata["features"]]
+        == metadata["feature_names"]
+        and all(isinstance(f.get("input"), str) and f.get("kind") in ("numeric", "categorical")
+                and (f["kind"] == "numeric" or isinstance(f.get("vocabulary"), list))
+                for f in metadata["features"])
+    ):
+        problem = ("its `features` does not describe each of its `feature_names` (name, input, "
+                   "kind, and a categorical column's vocabulary)")
     elif metadata["task"] != "regression" and not (
         isinstance(metadata.get("class_names"), list) and len(metadata["class_names"]) >= 2
     ):
@@ -226,6 +241,14 @@ def _read_metadata(folder):
     if problem:
         raise ModelLoadError(f"{path} is not an export's metadata: {problem}.")
     return metadata
+
+
+def _expected_inputs(metadata):
+    """The inputs the metadata promises: `{name: (dtype, shape)}`."""
+    if metadata.get("inputs") == "columns":
+        return {f["input"]: ("string" if f["kind"] == "categorical" else "float32", [-1])
+                for f in metadata["features"]}
+    return {INPUT: ("float32", [-1, len(metadata["feature_names"])])}
 
 
 def _onnxruntime_installed():
@@ -237,7 +260,7 @@ def _onnxruntime_installed():
 class _OnnxRunner:
     """Runs `model.onnx` with ONNX Runtime: float32 rows in, named NumPy outputs out."""
 
-    def __init__(self, path, folder, width, expected):
+    def __init__(self, path, folder, inputs_wanted, expected):
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
@@ -250,18 +273,19 @@ class _OnnxRunner:
             )
         except Exception as error:  # ONNX Runtime raises its own exception types
             raise ModelLoadError(f"{path} cannot be loaded by ONNX Runtime: {error}") from None
-        inputs = {i.name: i.shape for i in self.session.get_inputs()}
+        inputs = {i.name: ("string" if "string" in i.type else "float32", i.shape)
+                  for i in self.session.get_inputs()}
         self.names = [o.name for o in self.session.get_outputs()]
-        _check_signature(folder, ONNX_FILE, inputs, self.names, width, expected)
+        _check_signature(folder, ONNX_FILE, inputs, self.names, inputs_wanted, expected)
 
-    def __call__(self, x):
-        return dict(zip(self.names, self.session.run(self.names, {INPUT: x})))
+    def __call__(self, feed):
+        return dict(zip(self.names, self.session.run(self.names, feed)))
 
 
 class _SavedModelRunner:
     """Calls the SavedModel's `serving_default` signature (TensorFlow, no Keras)."""
 
-    def __init__(self, folder, width, expected):
+    def __init__(self, folder, inputs_wanted, expected):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import tensorflow as tf
 
@@ -278,25 +302,33 @@ class _SavedModelRunner:
         self._loaded = loaded  # keeps the signature's variables alive
         self.function = loaded.signatures[SIGNATURE]
         specs = self.function.structured_input_signature[1]
-        inputs = {name: spec.shape.as_list() for name, spec in specs.items()}
+        inputs = {name: (spec.dtype.name, spec.shape.as_list()) for name, spec in specs.items()}
         self.names = sorted(self.function.structured_outputs)
-        _check_signature(folder, SIGNATURE, inputs, self.names, width, expected)
+        _check_signature(folder, SIGNATURE, inputs, self.names, inputs_wanted, expected)
 
-    def __call__(self, x):
-        outputs = {k: v.numpy() for k, v in self.function(**{INPUT: self._tf.constant(x)}).items()}
+    def __call__(self, feed):
+        constant = self._tf.constant
+        outputs = {k: v.numpy() for k, v in self.function(**{
+            name: constant(v.tolist() if v.dtype == object else v) for name, v in feed.items()
+        }).items()}
         if "labels" in outputs:
             outputs["labels"] = np.array([b.decode("utf-8") for b in outputs["labels"]], dtype=object)
         return outputs
 
 
-def _check_signature(folder, what, inputs, outputs, width, expected):
-    """Checks a model's input (`features`, `[None, width]`) and output names."""
-    shape = inputs.get(INPUT)
-    if list(inputs) != [INPUT] or shape is None or len(shape) != 2 or shape[1] != width:
+def _check_signature(folder, what, inputs, outputs, expected_inputs, expected):
+    """Checks a model's inputs (names, types, ranks, the matrix's width) and output names."""
+    def same(got, want):
+        (got_type, got_shape), (want_type, want_shape) = got, want
+        return (got_type == want_type and got_shape is not None and len(got_shape) == len(want_shape)
+                and (len(want_shape) == 1 or got_shape[1] == want_shape[1]))
+
+    if sorted(inputs) != sorted(expected_inputs) or not all(
+            same(inputs[k], expected_inputs[k]) for k in expected_inputs):
+        want = ", ".join(f"`{k}` {t} {shape}" for k, (t, shape) in expected_inputs.items())
         raise ModelLoadError(
-            f"The {what} of {folder} does not take `{INPUT}` of shape [None, {width}] as its "
-            f"metadata's {width} feature names say (inputs: {inputs}); the folder's files do "
-            "not belong together. Re-export the model."
+            f"The {what} of {folder} does not take the inputs its metadata describes ({want}; "
+            f"it takes: {inputs}); the folder's files do not belong together. Re-export the model."
         )
     if sorted(outputs) != sorted(expected):
         raise ModelLoadError(
@@ -318,6 +350,11 @@ class Model:
         class_names: the classes (classification), else `None`.
         backend: `"onnx"` or `"savedmodel"`, the runtime in use.
         output_names: the signature's output names, sorted.
+        signature_inputs: `{input_name: (dtype, shape)}`: `{"features":
+            ("float32", [-1, n])}`, or per column `("float32" | "string", [-1])`.
+        missing_ok: whether a missing value (`None`, NaN, `""`) may be sent: the
+            export imputes it (every export but those written before missing
+            values were handled).
     """
 
     def __init__(self, path, metadata, runner, backend):
@@ -330,8 +367,14 @@ class Model:
         self.class_names = metadata.get("class_names") if self.task != "regression" else None
         self.backend = backend
         self.output_names = list(OUTPUTS[self.task])
+        self.signature_inputs = _expected_inputs(metadata)
+        self.missing_ok = "features" in metadata
         self._run = runner
         self._index = {name: i for i, name in enumerate(self.feature_names)}
+        self._columns = None
+        if metadata.get("inputs") == "columns":
+            self._columns = [_ColumnReader(f) for f in metadata["features"]]
+            self._index.update({f["input"]: i for i, f in enumerate(metadata["features"])})
 
     def __repr__(self):
         return f"<zoo.Model {self.name} v{self.version} {self.task} ({self.backend}) at {self.path}>"
@@ -340,9 +383,9 @@ class Model:
         """Labels (classification, an object array of `str`) or values (regression, float32).
 
         Raises:
-            ValueError: rows the model cannot take (see `features`).
+            ValueError: rows the model cannot take (see `feed`).
         """
-        outputs = self._run(self.features(rows))
+        outputs = self._run(self.feed(rows))
         return outputs["predictions"] if self.task == "regression" else outputs["labels"]
 
     def predict_proba(self, rows):
@@ -356,32 +399,62 @@ class Model:
                 f"{self.name} is a regression model: it predicts values, not class "
                 "probabilities. Use `predict(rows)`."
             )
-        return self._run(self.features(rows))["probabilities"]
+        return self._run(self.feed(rows))["probabilities"]
 
     def outputs(self, rows):
         """All of the signature's named outputs, as NumPy arrays."""
-        return self._run(self.features(rows))
+        return self._run(self.feed(rows))
 
-    def run(self, features):
-        """The signature's outputs for a float32 `[rows, features]` array that is already checked."""
-        return self._run(features)
+    def run(self, feed):
+        """The signature's outputs for inputs that are already checked (`feed`'s result).
 
-    def features(self, rows):
-        """Checks `rows` and returns them as the float32 `[rows, features]` array the model takes.
+        A float32 `[rows, features]` array is taken as the `features` input.
+        """
+        if not isinstance(feed, dict):
+            feed = {INPUT: feed}
+        return self._run(feed)
+
+    def feed(self, rows):
+        """Checks `rows` and returns them as the signature's inputs.
 
         Args:
-            rows: a list of lists, a 2-D NumPy array, or a list of
-                `{feature_name: value}` dicts, with raw feature values.
+            rows: a list of lists, a 2-D NumPy array, a list of
+                `{feature_name: value}` dicts, or a pandas `DataFrame`, with raw
+                values (see the module docstring).
 
         Returns:
-            A C-contiguous float32 array `[len(rows), len(feature_names)]`.
+            `{input_name: array}`: `{"features": float32 [rows, features]}`, or
+            for a table with a categorical column one rank-1 array per column
+            (float32, or an object array of `str` for a categorical one).
 
         Raises:
             ValueError: no rows, a row of the wrong width, a missing or unknown
-                feature name, or a value that is not a finite number; the
-                message says which row and feature.
+                column, a value of the wrong kind (text for a number, a number
+                for a category) or out of range; the message names the row and
+                the column.
         """
+        if self._columns is None:
+            return {INPUT: self.features(rows)}
+        columns = self._column_values(rows)
+        return {reader.input: reader(values) for reader, values in zip(self._columns, columns)}
+
+    def features(self, rows):
+        """Checks `rows` and returns the float32 `[rows, features]` array of a `features` model.
+
+        Raises:
+            ValueError: as `feed`; also for a model that takes one input per
+                column (use `feed`).
+        """
+        if self._columns is not None:
+            raise ValueError(
+                f"{self.name} takes one input per column ({_listing(list(self.signature_inputs))}), "
+                "not a `features` matrix: use `feed(rows)`."
+            )
         width = len(self.feature_names)
+        if _is_dataframe(rows):
+            rows = self._frame_columns(rows)
+            rows = np.column_stack([_as_float_column(self, c, v) for c, v in zip(self.feature_names, rows)]
+                                   ) if rows else rows
         if isinstance(rows, np.ndarray):
             if rows.ndim != 2:
                 raise ValueError(
@@ -389,33 +462,81 @@ class Model:
                     f"x.reshape(1, -1). Received: an array of shape {rows.shape}"
                 )
             if rows.dtype.kind in "biuf" and rows.shape[1] == width and len(rows):
-                x = np.ascontiguousarray(rows, dtype=np.float32)
-                if np.isfinite(x).all():
+                with np.errstate(over="ignore"):
+                    x = np.ascontiguousarray(rows, dtype=np.float32)
+                if self._acceptable(x):
                     return x
             return self.features(rows.tolist())
         if not isinstance(rows, (list, tuple)):
             raise ValueError(
-                "`rows` must be a list of rows (lists or {feature_name: value} dicts) or a 2-D "
-                f"NumPy array. Received: {type(rows).__name__}"
+                "`rows` must be a list of rows (lists or {feature_name: value} dicts), a 2-D "
+                f"NumPy array or a pandas DataFrame. Received: {type(rows).__name__}"
             )
         if not rows:
             raise ValueError("`rows` is empty: pass at least one row.")
         if isinstance(rows[0], dict):
             rows = self._dict_rows(rows)
         try:
-            x = np.array(rows)
-        except ValueError:  # rows of different lengths
+            x = np.array(rows, dtype=np.float64 if self.missing_ok else None)
+        except (ValueError, TypeError):  # rows of different lengths, or text
             x = None
         if x is not None and x.dtype.kind in "biuf" and x.ndim == 2 and x.shape[1] == width:
-            x = x.astype(np.float32)
-            if np.isfinite(x).all():
+            with np.errstate(over="ignore"):
+                x = x.astype(np.float32)
+            if self._acceptable(x) and (not self.missing_ok or _no_text(rows)):
                 return x
-        self._explain(rows)
-        raise ValueError(f"`rows` cannot be read as a [rows, {width}] table of numbers.")
+        return self._checked(rows)
+
+    def _acceptable(self, x):
+        """Finite values (NaN too, when missing values are imputed)."""
+        return not np.isinf(x).any() if self.missing_ok else bool(np.isfinite(x).all())
+
+    def _column_values(self, rows):
+        """`rows` as one list (or array) of raw values per column, in `feature_names` order."""
+        if _is_dataframe(rows):
+            return self._frame_columns(rows)
+        if isinstance(rows, np.ndarray):
+            if rows.ndim != 2:
+                raise ValueError(f"`rows` must be 2-D; received an array of shape {rows.shape}")
+            rows = rows.tolist()
+        if not isinstance(rows, (list, tuple)):
+            raise ValueError(
+                "`rows` must be a list of rows (lists or {feature_name: value} dicts), a 2-D "
+                f"NumPy array or a pandas DataFrame. Received: {type(rows).__name__}"
+            )
+        if not rows:
+            raise ValueError("`rows` is empty: pass at least one row.")
+        if isinstance(rows[0], dict):
+            rows = self._dict_rows(rows)
+        width = len(self.feature_names)
+        for i, row in enumerate(rows):
+            if not isinstance(row, (list, tuple)):
+                raise ValueError(
+                    f"Row {i} is {type(row).__name__} {_short(row)}, not a list of {width} values "
+                    f"({_listing(self.feature_names)}) or a {{column: value}} dict."
+                )
+            if len(row) != width:
+                raise ValueError(
+                    f"Row {i} has {len(row)} values; {self.name} takes {width} "
+                    f"({_listing(self.feature_names)})."
+                )
+        return list(zip(*rows))
+
+    def _frame_columns(self, frame):
+        """A DataFrame's feature columns as NumPy arrays (extra columns are ignored)."""
+        missing = [f for f in self.feature_names if f not in frame.columns]
+        if missing:
+            raise ValueError(f"The DataFrame lacks column(s) {_listing(missing)} that "
+                             f"{self.name} takes.")
+        if not len(frame):
+            raise ValueError("`rows` is empty: pass at least one row.")
+        return [frame[f].to_numpy() for f in self.feature_names]
 
     def _dict_rows(self, rows):
-        """`{feature_name: value}` rows as lists in `feature_names` order."""
+        """`{feature_name: value}` rows as lists in `feature_names` order (input names work too)."""
         out = []
+        names = self.feature_names
+        inputs = None if self._columns is None else [c.input for c in self._columns]
         for i, row in enumerate(rows):
             if not isinstance(row, dict):
                 raise ValueError(
@@ -425,18 +546,27 @@ class Model:
             unknown = [k for k in row if k not in self._index]
             if unknown:
                 raise ValueError(
-                    f"Row {i} has unknown feature name(s) {', '.join(map(repr, unknown))}; "
-                    f"{self.name}'s features are {_listing(self.feature_names)}."
+                    f"Row {i} has unknown column(s) {', '.join(map(repr, unknown))}; "
+                    f"{self.name}'s columns are {_listing(names)}."
                 )
-            if len(row) != len(self._index):
-                missing = [f for f in self.feature_names if f not in row]
-                raise ValueError(f"Row {i} lacks feature(s) {_listing(missing)}.")
-            out.append([row[f] for f in self.feature_names])
+            try:
+                out.append([row[f] for f in names])
+            except KeyError:
+                if inputs is not None and all(k in row for k in inputs):
+                    out.append([row[k] for k in inputs])
+                    continue
+                missing = [f for f in names if f not in row]
+                raise ValueError(
+                    f"Row {i} lacks column(s) {_listing(missing)}; send every column, with "
+                    "null (None) for a missing value." if self.missing_ok else
+                    f"Row {i} lacks feature(s) {_listing(missing)}."
+                ) from None
         return out
 
-    def _explain(self, rows):
-        """Raises a `ValueError` naming the first row and value that is not right."""
+    def _checked(self, rows):
+        """The rows as float32, value by value; a `ValueError` names the first that is not right."""
         width = len(self.feature_names)
+        out = np.empty((len(rows), width), dtype=np.float32)
         for i, row in enumerate(rows):
             if isinstance(row, np.ndarray):
                 row = row.tolist()
@@ -451,20 +581,111 @@ class Model:
                     f"({_listing(self.feature_names)})."
                 )
             for j, value in enumerate(row):
-                feature = self.feature_names[j]
-                if not isinstance(value, (numbers.Real, np.number)):
-                    raise ValueError(
-                        f"Row {i}, feature {feature!r}: {_short(value)} is not a number."
-                    )
-                try:
-                    number = abs(float(value))
-                except OverflowError:  # an int too large for a float
-                    number = math.inf
-                if not number <= FLOAT32_MAX:  # also catches nan
-                    raise ValueError(
-                        f"Row {i}, feature {feature!r}: {_short(value)} is not a finite number "
-                        "(within float32's range, ±3.4e38)."
-                    )
+                out[i, j] = _check_number(self, i, self.feature_names[j], value)
+        return out
+
+
+class _ColumnReader:
+    """Turns one column's raw values into its signature input, checked (a `metadata.json` feature)."""
+
+    def __init__(self, feature):
+        self.name = feature["name"]
+        self.input = feature["input"]
+        self.categorical = feature["kind"] == "categorical"
+        vocabulary = [v for v in feature.get("vocabulary") or () if v != ""]
+        self.numbered = self.categorical and bool(vocabulary) and all(
+            _looks_numeric(v) for v in vocabulary)
+        self.shown = _listing(vocabulary, limit=5) if self.categorical else ""
+
+    def __call__(self, values):
+        if not self.categorical:
+            if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
+                with np.errstate(over="ignore"):
+                    x = values.astype(np.float32)
+                if not np.isinf(x).any():
+                    return x
+            return np.array([self.number(i, v) for i, v in enumerate(values)], dtype=np.float32)
+        return np.array([self.category(i, v) for i, v in enumerate(values)], dtype=object)
+
+    def number(self, i, value):
+        if value is None:
+            return math.nan
+        if isinstance(value, str):
+            if value.strip() in MISSING:
+                return math.nan
+            raise ValueError(
+                f"Row {i}, column {self.name!r}: {_short(value)} is text, but {self.name!r} is "
+                "numeric. Send a number, or null (None) for a missing value."
+            )
+        return _check_number(None, i, self.name, value, missing_ok=True)
+
+    def category(self, i, value):
+        if isinstance(value, str):
+            value = value.strip()
+            return "" if value in MISSING else value
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return ""
+        if isinstance(value, (numbers.Real, np.number)) and not isinstance(value, (bool, np.bool_)):
+            if self.numbered:  # a class coded 1/2/3, read with `--categorical`
+                number = float(value)
+                return str(int(number)) if number.is_integer() else str(number)
+            raise ValueError(
+                f"Row {i}, column {self.name!r}: {_short(value)} is a number, but {self.name!r} "
+                f"is categorical: send its category as text (seen in training: {self.shown})."
+            )
+        if isinstance(value, (bool, np.bool_)):
+            return "true" if value else "false"
+        raise ValueError(
+            f"Row {i}, column {self.name!r}: {_short(value)} is not a category (text) or null."
+        )
+
+
+def _looks_numeric(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_dataframe(rows):
+    return hasattr(rows, "columns") and hasattr(rows, "iloc") and hasattr(rows, "to_numpy")
+
+
+def _no_text(rows):
+    """Whether no cell of the rows is a `str` (NumPy would read "3" as 3.0)."""
+    return not any(isinstance(v, str) for row in rows for v in row)
+
+
+def _as_float_column(model, name, values):
+    if values.dtype.kind in "biuf":
+        return values.astype(np.float32)
+    return np.array([_check_number(model, i, name, v) for i, v in enumerate(values)], np.float32)
+
+
+def _check_number(model, i, feature, value, missing_ok=None):
+    """`value` as a float, or a `ValueError` naming row `i` and `feature`."""
+    if missing_ok is None:
+        missing_ok = model.missing_ok
+    if missing_ok and (value is None or (isinstance(value, str) and value.strip() in MISSING)):
+        return math.nan
+    if not isinstance(value, (numbers.Real, np.number)) or isinstance(value, (bool, np.bool_)):
+        what = " (it is text)" if isinstance(value, str) else ""
+        raise ValueError(f"Row {i}, feature {feature!r}: {_short(value)} is not a number{what}; "
+                         "send a number" + (", or null (None) for a missing value."
+                                            if missing_ok else "."))
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for a float
+        number = math.inf
+    if math.isnan(number) and missing_ok:
+        return number
+    if not abs(number) <= FLOAT32_MAX:  # also catches nan
+        raise ValueError(
+            f"Row {i}, feature {feature!r}: {_short(value)} is not a finite number "
+            "(within float32's range, ±3.4e38)."
+        )
+    return number
 
 
 def _short(value, limit=40):

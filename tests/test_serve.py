@@ -159,10 +159,11 @@ def _export_version_2(model_dir):
     import keras
 
     from models.export import savedmodel as export
+    from models.lessons.activations import dense_layers
 
     v1 = zoo.load("multiclass-softmax", version=1, model_dir=model_dir)
     model = keras.models.load_model(v1.path / "model.keras")
-    output = model.layers[-1].layers[-1]  # the recipe's Sequential sits behind the front-end
+    output = dense_layers(model)[-1]  # the recipe's Sequential sits behind the front-end
     kernel, bias = output.get_weights()
     output.set_weights([kernel * 3.0, bias + np.arange(len(bias), dtype=np.float32)])
     keep = {k: v1.metadata[k] for k in ("recipe", "feature_names", "target")}
@@ -202,7 +203,7 @@ def test_a_new_version_is_picked_up_while_running_and_versions_route(client, mod
         ("/v1/models/multiclass-softmax:predict", {"instances": [[1, 2, "3", 4]]}, 400,
          "Row 0, feature 'petal length \\(cm\\)': '3' is not a number"),
         ("/v1/models/multiclass-softmax:predict", {"inputs": {"sepal length (cm)": [1], "colour": [2]}}, 400,
-         "unknown feature name\\(s\\) 'colour'"),
+         "unknown column\\(s\\) 'colour'"),
         ("/v1/models/multiclass-softmax:predict", {"instances": []}, 400, "non-empty list"),
         ("/v1/models/multiclass-softmax:predict", {"instances": IRIS_ROWS, "signature_name": "classify_x"},
          400, "Serving signature name: 'classify_x' not found"),

@@ -98,14 +98,23 @@ def test_regression_predicts_values_and_refuses_probabilities(exports):
         model.predict_proba(rows)
 
 
+def test_missing_values_are_imputed_with_the_training_mean(exports):
+    model = zoo.load("multiclass-softmax", model_dir=exports)
+    means = [f["mean"] for f in model.metadata["features"]]
+    gaps = [[5.1, None, 1.4, 0.2], [float("nan")] * 4, [5.1, "NA", "", 0.2]]
+    filled = [[5.1, means[1], 1.4, 0.2], means, [5.1, means[1], means[2], 0.2]]
+    np.testing.assert_allclose(model.predict_proba(gaps), model.predict_proba(filled), atol=1e-6)
+    named = [dict(zip(model.feature_names, row)) for row in gaps]
+    np.testing.assert_allclose(model.predict_proba(named), model.predict_proba(filled), atol=1e-6)
+
+
 @pytest.mark.parametrize(
     "rows, message",
     [
         ([[5.1, 3.5, 1.4, 0.2], [5.1, 3.5, 1.4]], r"Row 1 has 3 values; multiclass-softmax takes 4 \('sepal length"),
         ([[5.1, 3.5, "abc", 0.2]], r"Row 0, feature 'petal length \(cm\)': 'abc' is not a number"),
         ([[5.1, 3.5, "1.4", 0.2]], r"Row 0, feature 'petal length \(cm\)': '1.4' is not a number"),
-        ([[5.1, None, 1.4, 0.2]], r"Row 0, feature 'sepal width \(cm\)': None is not a number"),
-        ([[5.1, 3.5, 1.4, float("nan")]], r"Row 0, feature 'petal width \(cm\)': nan is not a finite number"),
+        ([[5.1, 3.5, 1.4, float("inf")]], r"Row 0, feature 'petal width \(cm\)': inf is not a finite number"),
         pytest.param(  # NumPy warns of the overflow as the row is cast; zoo then says which value
             [[1e300, 3.5, 1.4, 0.2]], r"'sepal length \(cm\)': 1e\+300 is not a finite number \(within float32",
             marks=pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning"),
@@ -116,11 +125,11 @@ def test_regression_predicts_values_and_refuses_probabilities(exports):
         (np.zeros((1, 5)), r"Row 0 has 5 values"),
         (np.array([["a", "b", "c", "d"]]), r"Row 0, feature 'sepal length \(cm\)': 'a' is not a number"),
         ("5.1,3.5,1.4,0.2", r"`rows` must be a list of rows .* Received: str"),
-        ([{"sepal length (cm)": 5.1}], r"Row 0 lacks feature\(s\) 'sepal width \(cm\)', 'petal length"),
+        ([{"sepal length (cm)": 5.1}], r"Row 0 lacks column\(s\) 'sepal width \(cm\)', 'petal length.*null \(None\) for a missing"),
         (
             [{"sepal length (cm)": 5.1, "sepal width (cm)": 3.5, "petal length (cm)": 1.4,
               "petal width (cm)": 0.2, "colour": 1}],
-            r"Row 0 has unknown feature name\(s\) 'colour'; multiclass-softmax's features are",
+            r"Row 0 has unknown column\(s\) 'colour'; multiclass-softmax's columns are",
         ),
         ([{"sepal length (cm)": 5.1, "sepal width (cm)": 3.5, "petal length (cm)": 1.4,
            "petal width (cm)": "x"}], r"feature 'petal width \(cm\)': 'x' is not a number"),
@@ -152,7 +161,7 @@ def test_broken_folders_are_named_in_the_error(model_dir):
     meta = json.loads((folder / "metadata.json").read_text())
 
     (folder / "metadata.json").write_text(json.dumps({**meta, "feature_names": ["a", "b", "c"]}))
-    with pytest.raises(zoo.ModelLoadError, match=rf"{folder}.* does not take `features` of shape \[None, 3\]"):
+    with pytest.raises(zoo.ModelLoadError, match=rf"{folder}.* does not take the inputs its metadata describes \(`features` float32 \[-1, 3\]"):
         zoo.load(folder)
     (folder / "metadata.json").write_text(json.dumps({**meta, "task": "ranking"}))
     with pytest.raises(zoo.ModelLoadError, match=rf"{folder}/metadata.json is not an export's metadata: its `task`"):
