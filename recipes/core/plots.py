@@ -59,7 +59,8 @@ def function_panels(panels, title, columns=3):
 
     Args:
         panels: `{"panel title": {"x": z, "curves": {"label": y, ...},
-            "points": [(x, y, "label"), ...]}}`; `points` may be left out.
+            "points": [(x, y, "label"), ...], "xlabel": "z"}}`; `points` may be
+            left out, and `xlabel` defaults to `"z"`.
         title: the figure's title.
         columns: panels per row. Defaults to `3`.
     """
@@ -74,7 +75,7 @@ def function_panels(panels, title, columns=3):
             axis.annotate(label, (x, y), textcoords="offset points", xytext=(6, -12), fontsize=8)
         axis.axhline(0, color="grey", lw=0.6)
         axis.axvline(0, color="grey", lw=0.6)
-        axis.set_xlabel("z")
+        axis.set_xlabel(panel.get("xlabel", "z"))
         axis.set_title(name)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)

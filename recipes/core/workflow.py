@@ -143,7 +143,7 @@ class Run:
 
     # Data --------------------------------------------------------------------------
 
-    def load_data(self, default, *, task, scaling=None, train_fraction=None):
+    def load_data(self, default, *, task, scaling=None, train_fraction=None, features=None):
         """The run's data: the user's CSV (`--data`) or the bundled set `default`, split.
 
         Args:
@@ -157,6 +157,8 @@ class Run:
                 `positive`, `centre` otherwise.
             train_fraction: the share of rows to train on; validation and test
                 split the rest evenly. Defaults to `None` (60 / 20 / 20).
+            features: the default data set's feature columns to keep, by name (a
+                user's CSV keeps its own). Defaults to `None` (all of them).
 
         Returns:
             A `models.data.prepared.PreparedData`.
@@ -168,6 +170,8 @@ class Run:
         config = self.config
         if config.data is None:
             dataset = bundled.load(default)
+            if features is not None:
+                dataset = _keep_features(dataset, features)
         else:
             dataset = self._read_csv(task)
         _check_finite(dataset)
@@ -535,6 +539,15 @@ class Run:
                 f"{where['workers']} worker(s){task}{role}"]
 
 
+def _keep_features(dataset, names):
+    """`dataset` with only the feature columns `names`, in that order (a new sha256)."""
+    columns = [dataset.feature_names.index(name) for name in names]
+    x = np.ascontiguousarray(dataset.x[:, columns])
+    return dataclasses.replace(
+        dataset, x=x, feature_names=list(names), sha256=bundled.fingerprint(x, dataset.y),
+        description=f"{dataset.description}; features kept: {', '.join(names)}")
+
+
 def _check_finite(dataset):
     """Refuses data with NaN or infinite values before anything trains."""
     for what, values in (("feature", dataset.x), ("target", dataset.y)):
@@ -573,12 +586,30 @@ def _optimizer_name(optimizer):
 
 
 def describe(model):
-    """The network in one line, e.g. `30 -> 16 relu -> 8 relu -> 1 sigmoid`."""
-    from models.lessons.activations import dense_layers
+    """The network in one line, e.g. `30 -> 16 relu -> 8 relu -> 1 sigmoid`.
+
+    A linear `Dense` followed by an `Activation` layer (z and f(z) as two layers)
+    is named by that activation.
+    """
+    import keras
 
     parts = [str(model.inputs[0].shape[-1])]
-    parts += [f"{layer.units} {layer.activation.__name__}" for layer in dense_layers(model)]
-    return " -> ".join(parts)
+    for layer in _flat_layers(model):
+        if isinstance(layer, keras.layers.Dense):
+            parts.append([layer.units, layer.activation.__name__])
+        elif (isinstance(layer, keras.layers.Activation) and len(parts) > 1
+              and parts[-1][1] == "linear"):
+            parts[-1][1] = layer.activation.__name__
+    return " -> ".join([parts[0], *(f"{units} {name}" for units, name in parts[1:])])
+
+
+def _flat_layers(model):
+    """The layers of `model`, nested models' (a wrapped `Sequential`) spelled out, in order."""
+    for layer in model.layers:
+        if hasattr(layer, "layers"):
+            yield from _flat_layers(layer)
+        else:
+            yield layer
 
 
 def history_csv(history):
