@@ -116,7 +116,7 @@ def forward_pass(run):
         model.compile(optimizer=run.optimizer(), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
     # Every layer's output, z and f(z) of each neuron, from one Keras call.
-    every_layer = keras.Model(network.input, [layer.output for layer in network.layers])
+    every_layer = keras.Model(network.inputs, [layer.output for layer in network.layers])
 
     def by_hand(x):
         """The same pass in NumPy, from the kernels and biases the Keras layers hold."""
@@ -126,7 +126,7 @@ def forward_pass(run):
 
     # 1. The worked neuron's inputs through the seeded, untrained network.
     row = np.array([NOTES_ROW], dtype=np.float32)
-    initial = _layer_values(network, every_layer(row), by_hand(row))
+    initial = _layer_values(network, every_layer([row]), by_hand(row))
 
     # 2. Train the same network (behind the Normalization front-end) on the iris rows.
     history = run.fit(model, data.x_train, data.y_train, epochs=config.epochs,
@@ -137,7 +137,7 @@ def forward_pass(run):
     mean = data.x_train.astype(np.float64).mean(axis=0)
     std = data.x_train.astype(np.float64).std(axis=0)
     normalized = model.get_layer("normalization")(flower)
-    trained = _layer_values(network, every_layer(normalized), by_hand((flower - mean) / std))
+    trained = _layer_values(network, every_layer([normalized]), by_hand((flower - mean) / std))
     probabilities = np.asarray(trained[-1]["a"])
 
     max_abs_diff = max(_max_diff(initial), _max_diff(trained))
