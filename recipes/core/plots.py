@@ -1,14 +1,19 @@
 """Figures the recipes draw, with matplotlib's file-only backend.
 
 Each function returns a `matplotlib.figure.Figure`; the caller saves it
-(`recipes.core.report.save_figures`). Nothing opens a window.
+(`recipes.core.report.save_figures`). Nothing opens a window. In a Jupyter
+kernel the notebook's own (inline) backend is kept, so `recipes.cook(...)`'s
+figures show in the notebook and the notebook's own plots still do.
 """
 
 from __future__ import annotations
 
+import sys
+
 import matplotlib
 
-matplotlib.use("Agg")
+if "ipykernel" not in sys.modules:
+    matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 

@@ -25,6 +25,7 @@ import fnmatch
 import importlib
 import pkgutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from recipes.core.errors import UsageError
@@ -131,9 +132,9 @@ def discover():
     global _discovered
     if _discovered:
         return
-    import recipes
+    package = Path(__file__).resolve().parents[1]  # recipes/, found without importing it
 
-    for module in pkgutil.iter_modules(recipes.__path__):
+    for module in pkgutil.iter_modules([str(package)]):
         if module.ispkg or module.name in ENTRY_POINTS:
             continue
         importlib.import_module(f"recipes.{module.name}")
@@ -156,6 +157,9 @@ def get(name):
     if name in _RECIPES:
         return _RECIPES[name]
     close = difflib.get_close_matches(name, list(_RECIPES), n=3, cutoff=0.5)
+    if close:  # only the names nearly as close as the closest: a typo has one fix
+        best = difflib.SequenceMatcher(None, name, close[0]).ratio()
+        close = [c for c in close if difflib.SequenceMatcher(None, name, c).ratio() >= best - 0.15]
     hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     raise UnknownRecipe(
         f"Unknown recipe '{name}'.{hint} Run `python -m recipes.run --list` to see all "

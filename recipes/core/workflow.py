@@ -81,6 +81,7 @@ class Run:
         self.notes = []
         self._device = None
         self._checkpoints = []
+        self.histories = {}  # variant (None: the run's one model) -> per-epoch logs
 
     # Set-up ------------------------------------------------------------------------
 
@@ -271,6 +272,7 @@ class Run:
             history.epoch = list(range(len(history.history["loss"])))
             history.resumed_from = checkpoint.epoch if resume["initial_epoch"] else 0
         self._stop_if_diverged(history.history["loss"], checkpoint, variant, epochs)
+        self.histories[variant] = history.history
         if config.verbose and variant is not None:
             logs = history.history
             val = f", val loss {logs['val_loss'][-1]:.4f}" if "val_loss" in logs else ""
@@ -436,6 +438,7 @@ class Run:
             export=export_path,
             tables=[Table("Against baselines (test split)", ["model", *headline], rows), *tables],
             figures=figures,
+            history=logs,
             messages=[
                 self.data_line(data),
                 f"Model: {describe(model)}; {_optimizer_name(model.optimizer)}, learning rate "
@@ -460,6 +463,8 @@ class Run:
                     "total_seconds": time.perf_counter() - self.started},
             tables=list(tables),
             figures=figures or {},
+            history=(self.histories[None] if list(self.histories) == [None]
+                     else {str(k): v for k, v in self.histories.items()}),
             messages=[*([self.data_line(data)] if data is not None else []),
                       *([f"Device: {self._device}"] if self._device else []),
                       *self.notes, *messages],
