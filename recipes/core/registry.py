@@ -36,6 +36,9 @@ ENTRY_POINTS = frozenset({"run", "book", "__main__"})
 ALWAYS = ("seed", "output_dir", "report")
 """Options every recipe takes, whether or not it names them."""
 
+TRAINED = ("tensorboard",)
+"""Options every recipe that trains (it takes `epochs`) takes, whether or not it names them."""
+
 
 class UnknownRecipe(UsageError):
     """An unknown recipe name (exit status 2), with the closest names suggested."""
@@ -81,7 +84,8 @@ def register(name, *, scenario, data, summary, options, defaults=None, tensorflo
         data: its default data set, in words.
         summary: one line for `--list`.
         options: the common options it accepts, by name (`recipes.core.options.OPTIONS`);
-            `ALWAYS` (`--seed`, `--output-dir`, `--report`) are added.
+            `ALWAYS` (`--seed`, `--output-dir`, `--report`) are added, and to a
+            recipe that trains (it takes `epochs`) `TRAINED` (`--tensorboard`).
         defaults: its own defaults for those options. Defaults to `{}`.
         tensorflow: whether it uses TensorFlow (the CLI then imports it first,
             quietly). Defaults to `True`.
@@ -100,7 +104,7 @@ def register(name, *, scenario, data, summary, options, defaults=None, tensorflo
             f"Recipe '{name}' is registered twice: by {_RECIPES[name].module} and again. "
             "Give one of them another name."
         )
-    options = tuple(dict.fromkeys([*options, *ALWAYS]))
+    options = tuple(dict.fromkeys([*options, *ALWAYS, *(TRAINED if "epochs" in options else ())]))
     unknown = [o for o in options if o not in OPTIONS]
     defaults = dict(defaults or {})
     unknown += [d for d in defaults if d not in options]

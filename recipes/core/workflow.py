@@ -59,11 +59,15 @@ def resumable_callbacks():
     """
     import keras
 
-    from models.training.callbacks import TerminateOnNonFinite
+    from models.training.callbacks import EpochScalars, TerminateOnNonFinite
 
-    return (keras.callbacks.EarlyStopping, TerminateOnNonFinite)
+    # The TensorBoard writers hold no training state: a resumed run logs its later
+    # epochs at their own steps, beside the earlier ones.
+    return (keras.callbacks.EarlyStopping, TerminateOnNonFinite, keras.callbacks.TensorBoard,
+            EpochScalars)
 
-_NOT_IN_RUN_KEY = ("output_dir", "report", "no_export", "restart", "debug", "verbose", "extra")
+_NOT_IN_RUN_KEY = ("output_dir", "report", "no_export", "restart", "debug", "verbose", "extra",
+                   "tensorboard")
 """`RunConfig` fields that do not change what is trained, so not part of a run's key."""
 
 
@@ -208,7 +212,7 @@ class Run:
     # Training ----------------------------------------------------------------------
 
     def fit(self, model, x, y, *, epochs=None, batch_size=None, validation_data=None,
-            callbacks=(), variant=None, verbose=None):
+            callbacks=(), variant=None, verbose=None, epoch_scalars=None):
         """Trains a compiled `model` like `model.fit`; resumes an interrupted run of it.
 
         Args:
@@ -224,6 +228,9 @@ class Run:
                 Defaults to `None` (the run's one model).
             verbose: `1` prints a line per epoch. Defaults to `1` for the run's one
                 model on the command line, `0` for variants (a line each after).
+            epoch_scalars: with `--tensorboard`, a function returning `{tag: value}`
+                that is measured and logged after every epoch (beside Keras's
+                loss, metrics and weight histograms). Defaults to `None`.
 
         Returns:
             A `keras.callbacks.History` of every epoch (those of an interrupted run
@@ -242,7 +249,8 @@ class Run:
         if verbose is None:
             verbose = int(config.verbose and variant is None)
         self.device  # noqa: B018
-        callbacks = [*callbacks, TerminateOnNonFinite()]
+        callbacks = [*callbacks, *self._tensorboard(variant, epoch_scalars),
+                     TerminateOnNonFinite()]
         checkpoint = self._open_checkpoint(model, x, y, validation_data, callbacks, variant,
                                            epochs, batch_size)
         train = loop.fit
@@ -279,6 +287,63 @@ class Run:
             print(f"  {variant:<16} final loss {logs['loss'][-1]:.4f}{val}, "
                   f"{len(logs['loss'])} epochs ({seconds:.1f} s)", flush=True)
         return history
+
+    def tensorboard_dir(self, variant=None):
+        """The folder of `--tensorboard` event files for `variant` (a sub-folder), or `None`."""
+        from pathlib import Path
+
+        if self.config.tensorboard is None:
+            return None
+        root = Path(self.config.tensorboard)
+        return root / variant if variant else root
+
+    def log_series(self, tag, values, variant=None):
+        """With `--tensorboard`, writes `values` as one scalar curve, steps 1, 2, …, in `train/`.
+
+        For a lesson's numbers that are not per epoch, e.g. a gradient norm per layer
+        (step = layer number). Without `--tensorboard` it does nothing.
+        """
+        folder = self.tensorboard_dir(variant)
+        if folder is None or not distribute.is_chief(self.config.strategy):
+            return
+        import tensorflow as tf
+
+        writer = tf.summary.create_file_writer(str(folder / "train"))
+        with writer.as_default():
+            for step, value in enumerate(values, start=1):
+                tf.summary.scalar(tag, float(value), step=step)
+        writer.close()
+
+    def _tensorboard(self, variant, epoch_scalars):
+        """The TensorBoard callbacks of one fit: Keras's, and `EpochScalars` for `epoch_scalars`."""
+        folder = self.tensorboard_dir(variant)
+        if folder is None or not distribute.is_chief(self.config.strategy):
+            return []  # in a multi-worker run the chief writes the logs
+        import keras
+
+        from models.training.callbacks import EpochScalars
+
+        try:
+            import tensorboard  # noqa: F401  tf.summary's scalars and histograms live there
+        except ImportError:
+            raise RunError(
+                "`--tensorboard` needs the tensorboard package, which TensorFlow 2.21 does not "
+                "install: `pip install tensorboard` (the package's own install brings it), or "
+                "drop `--tensorboard`. Nothing was trained or exported."
+            ) from None
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise RunError(
+                f"Could not write TensorBoard logs under {self.config.tensorboard}: {error}. "
+                "Pick a folder that can be written with `--tensorboard DIR`. Nothing was "
+                "trained or exported."
+            ) from None
+        found = [keras.callbacks.TensorBoard(str(folder), histogram_freq=1, write_graph=False,
+                                             profile_batch=0)]
+        if epoch_scalars is not None:
+            found.append(EpochScalars(folder / "train", epoch_scalars))
+        return found
 
     def _open_checkpoint(self, model, x, y, validation_data, callbacks, variant, epochs,
                          batch_size):
