@@ -7,11 +7,20 @@ weights of the exported model, read back from disk.
 """
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from models.lessons import forward, losses
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _catalogue_row(name):
+    return next(line for line in README.read_text().splitlines() if line.startswith(f"| `{name}` |"))
+
 
 LOSS_KEYS = ("binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy",
              "mean_squared_error", "mean_absolute_error", "huber")
@@ -82,6 +91,10 @@ def test_loss_functions_by_hand_equals_keras_and_outliers_pull_mse(run_recipe):
     assert wrong["share_of_targets_below_mean"] > 0.4
     assert wrong["test_r2"] < wrong["mse_same_target"]["test_r2"] - 0.15
     assert "Log loss on a continuous target" in out
+    # the README's catalogue quotes this default run (one test row of drift across CPUs)
+    quoted = re.search(r"test MAE ([0-9.]+) / ([0-9.]+) / ([0-9.]+)", _catalogue_row("loss-functions"))
+    for number, key in zip(quoted.groups(), ("mse", "mae", "huber")):
+        assert float(number) == pytest.approx(regression[key]["test_mae"], abs=3.0)
 
 
 def test_forward_pass_by_hand_equals_keras_layer_by_layer(run_recipe, output_dir):
@@ -116,6 +129,7 @@ def test_forward_pass_by_hand_equals_keras_layer_by_layer(run_recipe, output_dir
         a = 1 / (1 + np.exp(-z)) if entry["activation"] == "sigmoid" else np.exp(z) / np.exp(z).sum()
     np.testing.assert_allclose(trained["layers"][-1]["a"], a, atol=1e-6)
     assert trained["softmax_sum"] == pytest.approx(1.0, abs=1e-6)
+    assert trained["max_abs_diff"] < 1e-5
     meta = json.loads((output_dir / "forward-pass" / "1" / "metadata.json").read_text())
     assert meta["feature_names"] == ["sepal length (cm)", "petal length (cm)", "petal width (cm)"]
     assert meta["hyperparameters"]["architecture"] == "3 -> 4 sigmoid -> 4 sigmoid -> 3 softmax"
@@ -137,3 +151,6 @@ def test_linear_unit_fits_the_sample_table_and_matches_linear_regression(run_rec
     assert abs(details["neuron_r2"] - details["linear_regression_r2"]) < 1e-3
     assert 0.3 < details["neuron_r2"] < 0.6
     assert "four parameters" in out
+    quoted = re.search(r"test R² ([0-9.]+) = ([0-9.]+)", _catalogue_row("linear-unit"))
+    assert float(quoted.group(1)) == pytest.approx(details["neuron_r2"], abs=0.01)
+    assert float(quoted.group(2)) == pytest.approx(details["linear_regression_r2"], abs=0.01)
