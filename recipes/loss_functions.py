@@ -35,8 +35,10 @@ row: its training loss falls below zero and keeps falling (cross-entropy has
 no minimum for a target outside [0, 1]: Keras computes it from the sigmoid's
 logit, and the loss goes to −∞ as the logit grows), and no prediction can fall
 below the training mean, though about half the patients do. `loss_curves.png`
-draws each loss against the prediction for a fixed target. The Huber model is
-exported. `details`: `losses.{binary_crossentropy, categorical_crossentropy,
+draws each loss against the prediction for a fixed target; its third panel
+shows why log loss fails on a continuous target: for a target of 2 the loss
+falls without end as the logit grows (for 0.5, inside [0, 1], it has a
+minimum). The Huber model is exported. `details`: `losses.{binary_crossentropy, categorical_crossentropy,
 sparse_categorical_crossentropy, mean_squared_error, mean_absolute_error,
 huber}` (each `by_hand`, `keras`, `abs_diff`), `max_abs_diff`,
 `regression.{mse, mae, huber}` (each `test_mae`, `test_rmse`, `test_r2`,
@@ -192,14 +194,20 @@ def loss_functions(run):
         f"target {t}": keras.losses.BinaryCrossentropy(**per_row)(np.full((199, 1), t), p[:, None])
         for t in (1, 0)
     }
+    logits = np.linspace(-6, 6, 601)
+    continuous = {f"target {t}": keras.losses.BinaryCrossentropy(from_logits=True, **per_row)(
+        np.full((601, 1), t), logits[:, None]) for t in (0.5, 2.0)}
     figure = plots.function_panels(
         {"regression losses, target y = 0": {
             "x": y_hat, "xlabel": "prediction ŷ",
             "curves": {k: np.asarray(v) for k, v in regression_curves.items()}},
          "binary cross-entropy, target 1 or 0": {
             "x": p, "xlabel": "predicted probability p",
-            "curves": {k: np.asarray(v) for k, v in entropy_curves.items()}}},
-        "loss-functions: each loss against the prediction (Keras's loss objects)", columns=2)
+            "curves": {k: np.asarray(v) for k, v in entropy_curves.items()}},
+         "cross-entropy of a continuous target": {
+            "x": logits, "xlabel": "the sigmoid's logit z (p = σ(z))",
+            "curves": {k: np.asarray(v) for k, v in continuous.items()}}},
+        "loss-functions: each loss against the prediction (Keras's loss objects)")
 
     keras_names = {"binary_crossentropy": "BinaryCrossentropy()",
                    "categorical_crossentropy": "CategoricalCrossentropy()",
