@@ -132,20 +132,21 @@ def loss_functions(run):
              keras.layers.Dense(1, activation=output_activation)],
             name="loss_functions")
 
+    def early_stopping():
+        """A fresh EarlyStopping on the validation loss (best epoch kept), with --patience."""
+        return [keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
+                                              restore_best_weights=True)] if config.patience else []
+
     # The same network, from the same initial weights, trained with each regression loss.
     models, histories, regression = {}, {}, {}
     for key, loss in REGRESSION_LOSSES:
         with run.scope():
             model = data.with_preprocessing(regression_network())
             model.compile(optimizer=run.optimizer(), loss=loss, metrics=["mae"])
-        callbacks = []
-        if config.patience:
-            callbacks.append(keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=config.patience, restore_best_weights=True))
         histories[key] = run.fit(model, data.x_train, y_train, epochs=config.epochs,
                                  batch_size=config.batch_size,
                                  validation_data=(data.x_val, data.y_val),
-                                 callbacks=callbacks, variant=key)
+                                 callbacks=early_stopping(), variant=key)
         models[key] = model
         scores = run.evaluate(model, data)  # the real test targets, in the score's units
         regression[key] = {"test_mae": scores["mae"], "test_rmse": scores["rmse"],
@@ -161,13 +162,9 @@ def loss_functions(run):
         with run.scope():
             model = data.with_preprocessing(regression_network(output))
             model.compile(optimizer=run.optimizer(), loss=loss)
-        callbacks = []
-        if config.patience:
-            callbacks.append(keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=config.patience, restore_best_weights=True))
         logloss = run.fit(model, data.x_train, data.y_train, epochs=config.epochs,
                           batch_size=config.batch_size, validation_data=(data.x_val, data.y_val),
-                          callbacks=callbacks, variant=f"clean_{key}").history
+                          callbacks=early_stopping(), variant=f"clean_{key}").history
         clean[key] = run.evaluate(model, data) | {"epochs_run": len(logloss["loss"])}
     scores = clean["cross_entropy"]
     predictions = data.for_export(model)(data.x_test).numpy().reshape(-1)
