@@ -79,3 +79,22 @@ def test_a_bad_keyword_or_recipe_is_a_value_error_naming_it():
         recipes.cook("optimizers", optimizer="sgd")
     with pytest.raises(ValueError, match="Unknown recipe 'optimiser'. Did you mean 'optimizers'?"):
         recipes.cook("optimiser")
+
+
+_BACKEND = """
+import sys, types
+import matplotlib
+if sys.argv[1] == "notebook":
+    sys.modules["ipykernel"] = types.ModuleType("ipykernel")  # what a Jupyter kernel has loaded
+matplotlib.use("svg")  # stands in for the notebook's inline backend
+import recipes.core.plots
+print(matplotlib.get_backend())
+"""
+
+
+@pytest.mark.parametrize("where, backend", [("notebook", "svg"), ("script", "agg")])
+def test_the_figures_keep_a_notebooks_backend_and_use_agg_elsewhere(where, backend):
+    done = subprocess.run([sys.executable, "-c", _BACKEND, where], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().lower() == backend

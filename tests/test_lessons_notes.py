@@ -98,7 +98,7 @@ def test_loss_functions_by_hand_equals_keras_and_outliers_pull_mse(run_recipe):
 
 
 def test_forward_pass_by_hand_equals_keras_layer_by_layer(run_recipe, output_dir):
-    status, report, out, err = run_recipe("forward-pass", "--epochs", "3")
+    status, report, _, err = run_recipe("forward-pass", "--epochs", "3")
     assert status == 0, err
     details = report["details"]
     assert [(layer["name"], layer["units"], layer["activation"]) for layer in details["layers"]] == [
