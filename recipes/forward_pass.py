@@ -28,7 +28,8 @@ the same two ways (by hand, the normalization too: (x − mean) / std of the
 training rows).
 
 What to look at: the two tables (every neuron's z and f(z), Keras and by
-hand) and the test accuracy. `details`: `layers` (one entry per layer:
+hand), `forward_pass.png` (the network as the notes draw it, each neuron's z
+and f(z) beside it) and the test accuracy. `details`: `layers` (one entry per layer:
 `name`, `units`, `activation`, `z` and `a` as Keras computes them, and
 `by_hand` with the same), `max_abs_diff` (the largest |Keras − by hand| over
 them), `softmax_sum`, `inputs`, and `trained` (the test flower's `features`,
@@ -97,6 +98,7 @@ def forward_pass(run):
     import numpy as np
 
     from models.lessons.forward import forward
+    from recipes.core import plots
 
     config = run.config
 
@@ -164,6 +166,9 @@ def forward_pass(run):
             _neuron_table(f"The first test flower ({label}) through the trained network: "
                           f"predicted {predicted}", trained),
         ],
+        figures={"forward_pass.png": plots.network_values(
+            NOTES_ROW, initial, f"forward-pass: x = {NOTES_ROW} through the seeded {shape} "
+            "network (Keras's values; by hand the same)")},
         messages=[
             f"By hand (NumPy, z = a·W + b then f(z)) = Keras (every layer's output): largest "
             f"difference {max_abs_diff:.1e} (trained network: {_max_diff(trained):.1e}, its z "

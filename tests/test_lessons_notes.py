@@ -97,9 +97,11 @@ def test_loss_functions_by_hand_equals_keras_and_outliers_pull_mse(run_recipe):
         assert float(number) == pytest.approx(regression[key]["test_mae"], abs=3.0)
 
 
-def test_forward_pass_by_hand_equals_keras_layer_by_layer(run_recipe, output_dir):
+def test_forward_pass_by_hand_equals_keras_layer_by_layer(run_recipe, output_dir, tmp_path):
     status, report, _, err = run_recipe("forward-pass", "--epochs", "3")
     assert status == 0, err
+    drawing = tmp_path / "forward-pass-forward_pass.png"  # the network, z and f(z) beside each neuron
+    assert drawing.read_bytes()[:4] == b"\x89PNG" and drawing.stat().st_size > 10_000
     details = report["details"]
     assert [(layer["name"], layer["units"], layer["activation"]) for layer in details["layers"]] == [
         ("hidden_1", 4, "sigmoid"), ("hidden_2", 4, "sigmoid"), ("output", 3, "softmax")]
