@@ -97,7 +97,7 @@ def forward_pass(run):
     import keras
     import numpy as np
 
-    from models.lessons.forward import forward
+    from models.lessons.forward import forward, full_float32
     from recipes.core import plots
 
     config = run.config
@@ -127,8 +127,10 @@ def forward_pass(run):
                            for i, dense in enumerate(network.layers) if i % 2 == 0])
 
     # 1. The worked neuron's inputs through the seeded, untrained network.
+    # (Keras's side at full float32 precision: a GPU's TensorFloat-32 matmuls are ~1e-3.)
     row = np.array([NOTES_ROW], dtype=np.float32)
-    initial = _layer_values(network, every_layer([row]), by_hand(row))
+    with full_float32():
+        initial = _layer_values(network, every_layer([row]), by_hand(row))
 
     # 2. Train the same network (behind the Normalization front-end) on the iris rows.
     history = run.fit(model, data.x_train, data.y_train, epochs=config.epochs,
@@ -138,8 +140,9 @@ def forward_pass(run):
     flower = data.x_test[:1]
     mean = data.x_train.astype(np.float64).mean(axis=0)
     std = data.x_train.astype(np.float64).std(axis=0)
-    normalized = model.get_layer("normalization")(flower)
-    trained = _layer_values(network, every_layer([normalized]), by_hand((flower - mean) / std))
+    with full_float32():
+        normalized = model.get_layer("normalization")(flower)
+        trained = _layer_values(network, every_layer([normalized]), by_hand((flower - mean) / std))
     probabilities = np.asarray(trained[-1]["a"])
 
     max_abs_diff = _max_diff(initial)

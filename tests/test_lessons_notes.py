@@ -156,3 +156,13 @@ def test_linear_unit_fits_the_sample_table_and_matches_linear_regression(run_rec
     quoted = re.search(r"test R² ([0-9.]+) = ([0-9.]+)", _catalogue_row("linear-unit"))
     assert float(quoted.group(1)) == pytest.approx(details["neuron_r2"], abs=0.01)
     assert float(quoted.group(2)) == pytest.approx(details["linear_regression_r2"], abs=0.01)
+
+
+def test_full_float32_turns_tensor_float_32_off_inside_and_restores_it():
+    import tensorflow as tf
+
+    before = tf.config.experimental.tensor_float_32_execution_enabled()
+    with pytest.raises(RuntimeError), forward.full_float32():
+        assert not tf.config.experimental.tensor_float_32_execution_enabled()
+        raise RuntimeError("the setting comes back on the way out, even so")
+    assert tf.config.experimental.tensor_float_32_execution_enabled() == before

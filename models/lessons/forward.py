@@ -1,10 +1,12 @@
 """The forward pass of a multi-layer perceptron by hand: z = a·W + b, then f(z), layer by layer.
 
 Used by `forward-pass`, which sets these numbers beside what its Keras model's
-layers output. NumPy only, in float64: each layer takes the previous layer's
-activations `a` (the input row for the first), forms every neuron's weighted
-sum z = a·W + b (W: `[inputs, units]`, as Keras's `Dense` kernel) and applies
-the activation f elementwise, or across the layer for softmax.
+layers output (computed inside `full_float32()`). `forward` is NumPy only, in
+float64: each layer takes the previous layer's activations `a` (the input row
+for the first), forms every neuron's weighted sum z = a·W + b (W: `[inputs,
+units]`, as Keras's `Dense` kernel) and applies the activation f elementwise,
+or across the layer for softmax. TensorFlow is imported only inside
+`full_float32`.
 
 Example:
 
@@ -16,6 +18,8 @@ Example:
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 
@@ -56,3 +60,22 @@ def forward(x, layers):
         a = ACTIVATIONS[activation](z)
         out.append({"z": z, "a": a})
     return out
+
+
+@contextlib.contextmanager
+def full_float32():
+    """Runs TensorFlow's float32 matrix products at full float32 precision inside.
+
+    On GPUs with TensorFloat-32 (Ampere and later) TensorFlow rounds a float32
+    matmul's inputs to 10 bits of mantissa by default, about 1e-3 relative: fine
+    for training, too coarse for a by-hand comparison at 1e-6. The setting is
+    process-wide; it is restored on exit. On a CPU it changes nothing.
+    """
+    import tensorflow as tf
+
+    before = tf.config.experimental.tensor_float_32_execution_enabled()
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+    try:
+        yield
+    finally:
+        tf.config.experimental.enable_tensor_float_32_execution(before)
