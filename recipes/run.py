@@ -54,8 +54,15 @@ def _save_outputs(config, result):
     return paths
 
 
-def run_recipe(name, argv, out=None):
+def run_recipe(name, argv, out=None, verbose=True):
     """Parses `argv` for recipe `name`, runs it, prints and saves its result.
+
+    Args:
+        name: the recipe's name.
+        argv: the words after the name.
+        out: where the result is printed. Defaults to `sys.stdout`.
+        verbose: whether training prints progress (per epoch, per variant).
+            Defaults to `True`.
 
     Returns:
         The recipe's `Result`.
@@ -67,6 +74,7 @@ def run_recipe(name, argv, out=None):
     out = out or sys.stdout
     recipe = registry.get(name)
     config = options.parse(recipe, argv)
+    config.verbose = verbose
     started = time.perf_counter()
     if recipe.tensorflow:
         devices.import_tensorflow()
@@ -83,14 +91,21 @@ def run_recipe(name, argv, out=None):
     return result
 
 
+def quiet_tensorflow_start():
+    """The environment the CLI gives TensorFlow; takes effect if TensorFlow has not started yet.
+
+    Quiet C++ start-up logs, and one thread per op: the notes' models are too small to
+    split an op across threads, and the hand-offs cost more than the arithmetic (same
+    numbers; 20-40% less time per epoch in scripts/bench.py). A value the user set is kept.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+
+
 def main(argv=None):
     """Runs the command line; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
-    # One thread per op: the notes' models are too small to split an op across threads, and
-    # the hand-offs cost more than the arithmetic (same numbers; 20-40% less time per epoch
-    # in scripts/bench.py). Set before TensorFlow starts; a value the user set is kept.
-    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+    quiet_tensorflow_start()
     if not argv or argv[0] in ("-h", "--help"):
         sys.stdout.write(USAGE)
         return 0 if argv else 2

@@ -35,6 +35,9 @@ is α = 0.2) and the dead units (slope 0 on every row of the batch): some ReLU
 units are dead from the start, and training kills more. The report's `details`
 hold `gradient_norms.{activation}` (first hidden layer first),
 `first_to_last_ratio.{activation}` and `training.{activation}.final_loss`.
+With `--tensorboard DIR`, each activation's sub-folder also holds the norms as
+curves: `gradient_norm/by_layer_at_init` (step = hidden layer) and
+`gradient_norm/hidden_NN` after every epoch.
 """
 
 from recipes.core.registry import register
@@ -92,10 +95,18 @@ def vanishing_gradient(run):
         norms[activation] = lesson.kernel_gradient_norms(
             model, data.x_train, data.y_train, "sparse_categorical_crossentropy")
         initial = lesson.slope_summary(model, data.x_train)
+        # With --tensorboard: the norms by layer (step = layer), and each layer's norm per epoch.
+        run.log_series("gradient_norm/by_layer_at_init", norms[activation], variant=activation)
+
+        def layer_norms(model=model):
+            measured = lesson.kernel_gradient_norms(
+                model, data.x_train, data.y_train, "sparse_categorical_crossentropy")
+            return {f"gradient_norm/hidden_{i:02d}": n for i, n in enumerate(measured, start=1)}
+
         histories[activation] = run.fit(
             model, data.x_train, data.y_train, epochs=config.epochs,
             batch_size=config.batch_size, validation_data=(data.x_val, data.y_val),
-            variant=activation)
+            variant=activation, epoch_scalars=layer_norms)
         slopes[activation] = {"initial": initial,
                               "trained": lesson.slope_summary(model, data.x_train)}
         tests[activation] = model.evaluate(data.x_test, data.y_test, batch_size=len(data.y_test),

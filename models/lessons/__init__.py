@@ -8,6 +8,8 @@
 - `optimization`: the one-weight gradient-descent walk, timings, reference
   rules against Keras;
 - `regularization`: accuracies, Σw², the L2 penalty by hand;
+- `losses`: the loss table's formulas in NumPy (cross-entropies, MSE, MAE, Huber);
+- `forward`: an MLP's forward pass by hand, z = a·W + b and f(z) layer by layer;
 - `tree`: entropy, information gain and a decision tree grown by it.
 
 May import: NumPy, scikit-learn, TensorFlow and Keras, `models.data`,

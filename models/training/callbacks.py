@@ -8,8 +8,9 @@ stop once it is met", is `StopAtTarget` here.
 
 Both act at epoch ends only, so they work with `model.fit` and with
 `models.training.fit` (which calls callbacks at train and epoch boundaries).
-`TerminateOnNonFinite` is Keras's `TerminateOnNaN` at epoch ends, and
-`EpochLogger` the progress line (or bar) `models.training.fit` shows.
+`TerminateOnNonFinite` is Keras's `TerminateOnNaN` at epoch ends,
+`EpochLogger` the progress line (or bar) `models.training.fit` shows, and
+`EpochScalars` writes what a lesson measures after each epoch to TensorBoard.
 """
 
 from __future__ import annotations
@@ -219,3 +220,41 @@ class TerminateOnNonFinite(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(loss):
             self.model.stop_training = True
+
+
+class EpochScalars(keras.callbacks.Callback):
+    """Writes scalars a function measures to TensorBoard after every epoch.
+
+    Keras's `TensorBoard` callback logs what the epoch's logs hold (loss,
+    metrics) and the weights; this logs anything else a lesson measures on the
+    model as it trains, e.g. the per-layer gradient norms of the vanishing
+    gradient, as `tf.summary.scalar(tag, value, step=epoch)` (Keras's step for
+    epoch scalars too, so the curves line up).
+
+    Args:
+        log_dir: the folder of the event files (e.g. a run's `train/` folder).
+        measure: a function of no arguments returning `{tag: number}`.
+    """
+
+    def __init__(self, log_dir, measure):
+        super().__init__()
+        self.log_dir = str(log_dir)
+        self.measure = measure
+        self._writer = None
+
+    def on_train_begin(self, logs=None):
+        import tensorflow as tf
+
+        self._writer = tf.summary.create_file_writer(self.log_dir)
+
+    def on_epoch_end(self, epoch, logs=None):
+        import tensorflow as tf
+
+        with self._writer.as_default():
+            for tag, value in self.measure().items():
+                tf.summary.scalar(tag, float(value), step=epoch)
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()

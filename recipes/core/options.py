@@ -175,6 +175,12 @@ OPTIONS = {
         "--mixed-precision", "on a GPU, compute hidden layers in float16 (mixed_float16; "
         "outputs stay float32); ignored on a CPU", flag_only=True,
     ),
+    "tensorboard": Option(
+        "--tensorboard", "write TensorBoard event files to DIR: loss and metrics per epoch "
+        "(train/, validation/), weight histograms per layer; a recipe that trains several "
+        "models writes one sub-folder per variant. View with `tensorboard --logdir DIR`",
+        str, None, "DIR",
+    ),
     "restart": Option(
         "--restart", "start training afresh, discarding what an interrupted run of the same "
         "command saved (by default the same command resumes from the last epoch it saved in "
@@ -219,6 +225,7 @@ class RunConfig:
     device: str = "auto"
     mixed_precision: bool = False
     restart: bool = False
+    tensorboard: str | None = None
     debug: bool = False
     verbose: bool = True
     extra: dict = field(default_factory=dict)

@@ -1,14 +1,19 @@
 """Figures the recipes draw, with matplotlib's file-only backend.
 
 Each function returns a `matplotlib.figure.Figure`; the caller saves it
-(`recipes.core.report.save_figures`). Nothing opens a window.
+(`recipes.core.report.save_figures`). Nothing opens a window. In a Jupyter
+kernel the notebook's own (inline) backend is kept, so `recipes.cook(...)`'s
+figures show in the notebook and the notebook's own plots still do.
 """
 
 from __future__ import annotations
 
+import sys
+
 import matplotlib
 
-matplotlib.use("Agg")
+if "ipykernel" not in sys.modules:
+    matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 
@@ -59,7 +64,8 @@ def function_panels(panels, title, columns=3):
 
     Args:
         panels: `{"panel title": {"x": z, "curves": {"label": y, ...},
-            "points": [(x, y, "label"), ...]}}`; `points` may be left out.
+            "points": [(x, y, "label"), ...], "xlabel": "z"}}`; `points` may be
+            left out, and `xlabel` defaults to `"z"`.
         title: the figure's title.
         columns: panels per row. Defaults to `3`.
     """
@@ -74,7 +80,7 @@ def function_panels(panels, title, columns=3):
             axis.annotate(label, (x, y), textcoords="offset points", xytext=(6, -12), fontsize=8)
         axis.axhline(0, color="grey", lw=0.6)
         axis.axvline(0, color="grey", lw=0.6)
-        axis.set_xlabel("z")
+        axis.set_xlabel(panel.get("xlabel", "z"))
         axis.set_title(name)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
@@ -232,5 +238,39 @@ def train_val_panels(histories, title, *, metric="accuracy", marks=None):
                 axis.set_ylabel(key)
                 axis.legend(fontsize=8)
     figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def network_values(inputs, layers, title):
+    """A layered network drawn as the notes draw it: a column of neurons per layer, lines
+    for the weights, and each neuron's z and f(z) written beside it.
+
+    Args:
+        inputs: the input row, one value per input node.
+        layers: `[{"name", "activation", "z": [...], "a": [...]}, ...]`, first layer first.
+        title: the figure's title.
+    """
+    columns = [[f"x{i + 1} = {v:.3g}" for i, v in enumerate(inputs)]]
+    columns += [[f"z = {z:.3f}\nf(z) = {a:.3f}" for z, a in zip(layer["z"], layer["a"])]
+                for layer in layers]
+    names = ["input", *(f"{layer['name']} ({layer['activation']})" for layer in layers)]
+    tallest = max(len(c) for c in columns)
+    figure, axis = plt.subplots(figsize=(2.6 * len(columns), 0.9 * tallest + 1.2))
+    positions = [[(i, (len(c) - 1) / 2 - j) for j in range(len(c))] for i, c in enumerate(columns)]
+    for left, right in zip(positions, positions[1:]):
+        for x0, y0 in left:
+            for x1, y1 in right:
+                axis.plot([x0, x1], [y0, y1], color="grey", lw=0.4, alpha=0.6, zorder=1)
+    for i, (labels, points) in enumerate(zip(columns, positions)):
+        for label, (x, y) in zip(labels, points):
+            axis.scatter([x], [y], s=260, color="white", edgecolors="black", zorder=2)
+            axis.annotate(label, (x, y), textcoords="offset points", xytext=(12, -4), fontsize=7,
+                          zorder=3)
+        axis.text(i, (tallest - 1) / 2 + 0.8, names[i], ha="center", fontsize=8)
+    axis.set_xlim(-0.3, len(columns) - 0.2)
+    axis.set_ylim(-(tallest - 1) / 2 - 0.7, (tallest - 1) / 2 + 1.1)
+    axis.axis("off")
+    axis.set_title(title, fontsize=9)
     figure.tight_layout()
     return figure

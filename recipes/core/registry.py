@@ -25,6 +25,7 @@ import fnmatch
 import importlib
 import pkgutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from recipes.core.errors import UsageError
@@ -34,6 +35,9 @@ ENTRY_POINTS = frozenset({"run", "book", "__main__"})
 
 ALWAYS = ("seed", "output_dir", "report")
 """Options every recipe takes, whether or not it names them."""
+
+TRAINED = ("tensorboard",)
+"""Options every recipe that trains (it takes `epochs`) takes, whether or not it names them."""
 
 
 class UnknownRecipe(UsageError):
@@ -80,7 +84,8 @@ def register(name, *, scenario, data, summary, options, defaults=None, tensorflo
         data: its default data set, in words.
         summary: one line for `--list`.
         options: the common options it accepts, by name (`recipes.core.options.OPTIONS`);
-            `ALWAYS` (`--seed`, `--output-dir`, `--report`) are added.
+            `ALWAYS` (`--seed`, `--output-dir`, `--report`) are added, and to a
+            recipe that trains (it takes `epochs`) `TRAINED` (`--tensorboard`).
         defaults: its own defaults for those options. Defaults to `{}`.
         tensorflow: whether it uses TensorFlow (the CLI then imports it first,
             quietly). Defaults to `True`.
@@ -99,7 +104,7 @@ def register(name, *, scenario, data, summary, options, defaults=None, tensorflo
             f"Recipe '{name}' is registered twice: by {_RECIPES[name].module} and again. "
             "Give one of them another name."
         )
-    options = tuple(dict.fromkeys([*options, *ALWAYS]))
+    options = tuple(dict.fromkeys([*options, *ALWAYS, *(TRAINED if "epochs" in options else ())]))
     unknown = [o for o in options if o not in OPTIONS]
     defaults = dict(defaults or {})
     unknown += [d for d in defaults if d not in options]
@@ -131,9 +136,9 @@ def discover():
     global _discovered
     if _discovered:
         return
-    import recipes
+    package = Path(__file__).resolve().parents[1]  # recipes/, found without importing it
 
-    for module in pkgutil.iter_modules(recipes.__path__):
+    for module in pkgutil.iter_modules([str(package)]):
         if module.ispkg or module.name in ENTRY_POINTS:
             continue
         importlib.import_module(f"recipes.{module.name}")
@@ -156,6 +161,9 @@ def get(name):
     if name in _RECIPES:
         return _RECIPES[name]
     close = difflib.get_close_matches(name, list(_RECIPES), n=3, cutoff=0.5)
+    if close:  # only the names nearly as close as the closest: a typo has one fix
+        best = difflib.SequenceMatcher(None, name, close[0]).ratio()
+        close = [c for c in close if difflib.SequenceMatcher(None, name, c).ratio() >= best - 0.15]
     hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     raise UnknownRecipe(
         f"Unknown recipe '{name}'.{hint} Run `python -m recipes.run --list` to see all "

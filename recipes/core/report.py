@@ -41,6 +41,10 @@ class Result:
         tables: extra tables to print, after the metrics.
         figures: `{"name.png": matplotlib Figure}`; the CLI saves them.
         messages: lines printed before the tables (device used, data, notes).
+        history: the per-epoch logs (`{"loss": [...], "val_loss": [...], ...}`) of the
+            model the run exported or scored; for a lesson that only compares
+            variants, `{variant: logs}`; `{}` where nothing trained. Not in the
+            JSON report (the export's `history.csv` holds them).
     """
 
     recipe: str
@@ -51,6 +55,13 @@ class Result:
     tables: list = field(default_factory=list)
     figures: dict = field(default_factory=dict)
     messages: list = field(default_factory=list)
+    history: dict = field(default_factory=dict)
+
+    def __repr__(self):
+        figures = ", ".join(self.figures) or "none"
+        return (f"Result(recipe={self.recipe!r}, metrics={_plain(self.metrics)!r}, "
+                f"details: {', '.join(map(str, self.details)) or 'none'}; figures: {figures}; "
+                f"export={self.export!r})")
 
     def to_dict(self):
         """The report as a JSON-ready dict: `recipe`, `metrics`, `details`, `timing`, `export`."""

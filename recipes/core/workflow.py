@@ -59,11 +59,15 @@ def resumable_callbacks():
     """
     import keras
 
-    from models.training.callbacks import TerminateOnNonFinite
+    from models.training.callbacks import EpochScalars, TerminateOnNonFinite
 
-    return (keras.callbacks.EarlyStopping, TerminateOnNonFinite)
+    # The TensorBoard writers hold no training state: a resumed run logs its later
+    # epochs at their own steps, beside the earlier ones.
+    return (keras.callbacks.EarlyStopping, TerminateOnNonFinite, keras.callbacks.TensorBoard,
+            EpochScalars)
 
-_NOT_IN_RUN_KEY = ("output_dir", "report", "no_export", "restart", "debug", "verbose", "extra")
+_NOT_IN_RUN_KEY = ("output_dir", "report", "no_export", "restart", "debug", "verbose", "extra",
+                   "tensorboard")
 """`RunConfig` fields that do not change what is trained, so not part of a run's key."""
 
 
@@ -81,6 +85,7 @@ class Run:
         self.notes = []
         self._device = None
         self._checkpoints = []
+        self.histories = {}  # variant (None: the run's one model) -> per-epoch logs
 
     # Set-up ------------------------------------------------------------------------
 
@@ -143,7 +148,7 @@ class Run:
 
     # Data --------------------------------------------------------------------------
 
-    def load_data(self, default, *, task, scaling=None, train_fraction=None):
+    def load_data(self, default, *, task, scaling=None, train_fraction=None, features=None):
         """The run's data: the user's CSV (`--data`) or the bundled set `default`, split.
 
         Args:
@@ -157,6 +162,8 @@ class Run:
                 `positive`, `centre` otherwise.
             train_fraction: the share of rows to train on; validation and test
                 split the rest evenly. Defaults to `None` (60 / 20 / 20).
+            features: the default data set's feature columns to keep, by name (a
+                user's CSV keeps its own). Defaults to `None` (all of them).
 
         Returns:
             A `models.data.prepared.PreparedData`.
@@ -168,6 +175,8 @@ class Run:
         config = self.config
         if config.data is None:
             dataset = bundled.load(default)
+            if features is not None:
+                dataset = _keep_features(dataset, features)
         else:
             dataset = self._read_csv(task)
         if dataset.columns is None:  # a CSV table's gaps are imputed in the model
@@ -206,7 +215,7 @@ class Run:
     # Training ----------------------------------------------------------------------
 
     def fit(self, model, x, y, *, epochs=None, batch_size=None, validation_data=None,
-            callbacks=(), variant=None, verbose=None):
+            callbacks=(), variant=None, verbose=None, epoch_scalars=None):
         """Trains a compiled `model` like `model.fit`; resumes an interrupted run of it.
 
         Args:
@@ -222,6 +231,9 @@ class Run:
                 Defaults to `None` (the run's one model).
             verbose: `1` prints a line per epoch. Defaults to `1` for the run's one
                 model on the command line, `0` for variants (a line each after).
+            epoch_scalars: with `--tensorboard`, a function returning `{tag: value}`
+                that is measured and logged after every epoch (beside Keras's
+                loss, metrics and weight histograms). Defaults to `None`.
 
         Returns:
             A `keras.callbacks.History` of every epoch (those of an interrupted run
@@ -240,7 +252,8 @@ class Run:
         if verbose is None:
             verbose = int(config.verbose and variant is None)
         self.device  # noqa: B018
-        callbacks = [*callbacks, TerminateOnNonFinite()]
+        callbacks = [*callbacks, *self._tensorboard(variant, epoch_scalars),
+                     TerminateOnNonFinite()]
         checkpoint = self._open_checkpoint(model, x, y, validation_data, callbacks, variant,
                                            epochs, batch_size)
         train = loop.fit
@@ -270,12 +283,70 @@ class Run:
             history.epoch = list(range(len(history.history["loss"])))
             history.resumed_from = checkpoint.epoch if resume["initial_epoch"] else 0
         self._stop_if_diverged(history.history["loss"], checkpoint, variant, epochs)
+        self.histories[variant] = history.history
         if config.verbose and variant is not None:
             logs = history.history
             val = f", val loss {logs['val_loss'][-1]:.4f}" if "val_loss" in logs else ""
             print(f"  {variant:<16} final loss {logs['loss'][-1]:.4f}{val}, "
                   f"{len(logs['loss'])} epochs ({seconds:.1f} s)", flush=True)
         return history
+
+    def tensorboard_dir(self, variant=None):
+        """The folder of `--tensorboard` event files for `variant` (a sub-folder), or `None`."""
+        from pathlib import Path
+
+        if self.config.tensorboard is None:
+            return None
+        root = Path(self.config.tensorboard)
+        return root / variant if variant else root
+
+    def log_series(self, tag, values, variant=None):
+        """With `--tensorboard`, writes `values` as one scalar curve, steps 1, 2, …, in `train/`.
+
+        For a lesson's numbers that are not per epoch, e.g. a gradient norm per layer
+        (step = layer number). Without `--tensorboard` it does nothing.
+        """
+        folder = self.tensorboard_dir(variant)
+        if folder is None or not distribute.is_chief(self.config.strategy):
+            return
+        import tensorflow as tf
+
+        writer = tf.summary.create_file_writer(str(folder / "train"))
+        with writer.as_default():
+            for step, value in enumerate(values, start=1):
+                tf.summary.scalar(tag, float(value), step=step)
+        writer.close()
+
+    def _tensorboard(self, variant, epoch_scalars):
+        """The TensorBoard callbacks of one fit: Keras's, and `EpochScalars` for `epoch_scalars`."""
+        folder = self.tensorboard_dir(variant)
+        if folder is None or not distribute.is_chief(self.config.strategy):
+            return []  # in a multi-worker run the chief writes the logs
+        import keras
+
+        from models.training.callbacks import EpochScalars
+
+        try:
+            import tensorboard  # noqa: F401  tf.summary's scalars and histograms live there
+        except ImportError:
+            raise RunError(
+                "`--tensorboard` needs the tensorboard package, which TensorFlow 2.21 does not "
+                "install: `pip install tensorboard` (the package's own install brings it), or "
+                "drop `--tensorboard`. Nothing was trained or exported."
+            ) from None
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise RunError(
+                f"Could not write TensorBoard logs under {self.config.tensorboard}: {error}. "
+                "Pick a folder that can be written with `--tensorboard DIR`. Nothing was "
+                "trained or exported."
+            ) from None
+        found = [keras.callbacks.TensorBoard(str(folder), histogram_freq=1, write_graph=False,
+                                             profile_batch=0)]
+        if epoch_scalars is not None:
+            found.append(EpochScalars(folder / "train", epoch_scalars))
+        return found
 
     def _open_checkpoint(self, model, x, y, validation_data, callbacks, variant, epochs,
                          batch_size):
@@ -435,6 +506,7 @@ class Run:
             export=export_path,
             tables=[Table("Against baselines (test split)", ["model", *headline], rows), *tables],
             figures=figures,
+            history=logs,
             messages=[
                 self.data_line(data),
                 f"Model: {describe(model)}; {_optimizer_name(model.optimizer)}, learning rate "
@@ -459,6 +531,8 @@ class Run:
                     "total_seconds": time.perf_counter() - self.started},
             tables=list(tables),
             figures=figures or {},
+            history=(self.histories[None] if list(self.histories) == [None]
+                     else {str(k): v for k, v in self.histories.items()}),
             messages=[*([self.data_line(data)] if data is not None else []),
                       *([f"Device: {self._device}"] if self._device else []),
                       *self.notes, *messages],
@@ -540,6 +614,15 @@ class Run:
                 f"{where['workers']} worker(s){task}{role}"]
 
 
+def _keep_features(dataset, names):
+    """`dataset` with only the feature columns `names`, in that order (a new sha256)."""
+    columns = [dataset.feature_names.index(name) for name in names]
+    x = np.ascontiguousarray(dataset.x[:, columns])
+    return dataclasses.replace(
+        dataset, x=x, feature_names=list(names), sha256=bundled.fingerprint(x, dataset.y),
+        description=f"{dataset.description}; features kept: {', '.join(names)}")
+
+
 def _check_finite(dataset):
     """Refuses data with NaN or infinite values before anything trains."""
     for what, values in (("feature", dataset.x), ("target", dataset.y)):
@@ -578,12 +661,30 @@ def _optimizer_name(optimizer):
 
 
 def describe(model):
-    """The network in one line, e.g. `30 -> 16 relu -> 8 relu -> 1 sigmoid`."""
-    from models.lessons.activations import dense_layers
+    """The network in one line, e.g. `30 -> 16 relu -> 8 relu -> 1 sigmoid`.
+
+    A linear `Dense` followed by an `Activation` layer (z and f(z) as two layers)
+    is named by that activation.
+    """
+    import keras
 
     parts = [str(model.inputs[0].shape[-1])]
-    parts += [f"{layer.units} {layer.activation.__name__}" for layer in dense_layers(model)]
-    return " -> ".join(parts)
+    for layer in _flat_layers(model):
+        if isinstance(layer, keras.layers.Dense):
+            parts.append([layer.units, layer.activation.__name__])
+        elif (isinstance(layer, keras.layers.Activation) and len(parts) > 1
+              and parts[-1][1] == "linear"):
+            parts[-1][1] = layer.activation.__name__
+    return " -> ".join([parts[0], *(f"{units} {name}" for units, name in parts[1:])])
+
+
+def _flat_layers(model):
+    """The layers of `model`, nested models' (a wrapped `Sequential`) spelled out, in order."""
+    for layer in model.layers:
+        if hasattr(layer, "layers"):
+            yield from _flat_layers(layer)
+        else:
+            yield layer
 
 
 def history_csv(history):
