@@ -31,6 +31,8 @@ from recipes.core import options as cli_options
 REPORT_FILE = "report.json"
 RUN_FILE = "run.json"
 THUMBNAIL_FILE = "thumbnail.png"
+THUMBNAIL_SIZE = (320, 240)
+"""The largest a thumbnail is, in pixels (twice what the catalogue shows, for sharp screens)."""
 FORMAT = 1
 """The layout of `run.json`; a run written in another layout is run again."""
 
@@ -216,9 +218,10 @@ def _thumbnail(folder, figures):
     """Writes the catalogue's thumbnail of the lesson's own first figure; returns its name."""
     if not figures:
         return None
-    import matplotlib.image
+    from PIL import Image  # Pillow, which matplotlib draws with
 
     chosen = next((f for f in figures if f["name"] != "history.png"), figures[0])
-    matplotlib.image.thumbnail(str(folder / chosen["file"]), str(folder / THUMBNAIL_FILE),
-                               scale=0.3)
+    with Image.open(folder / chosen["file"]) as image:
+        image.thumbnail(THUMBNAIL_SIZE)
+        image.save(folder / THUMBNAIL_FILE, optimize=True)
     return THUMBNAIL_FILE
