@@ -251,8 +251,8 @@ def test_every_page_renders_in_headless_chromium(book, tmp_path):
                     "[...document.images].map(i => [i.getAttribute('src'), i.complete, "
                     "i.naturalWidth])")
                 assert len(images) == len(_parse(path).images)
-                problems += [f"{path.name}: image {src} not loaded" for src, done, width in images
-                             if not (done and width > 0)]
+                problems.extend(f"{path.name}: image {src} not loaded"
+                                for src, done, width in images if not (done and width > 0))
                 assert tab.title().endswith("nn-recipes lesson book")
                 shot = tmp_path / f"{path.stem}.png"
                 tab.screenshot(path=str(shot), full_page=True)

@@ -100,10 +100,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    status = main()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except OSError:
-            pass
-    os._exit(status)  # as `recipes.run`: skip TensorFlow's slow teardown
+    from recipes.run import leave
+
+    leave(main())  # as `recipes.run`: without TensorFlow's slow teardown

@@ -21,7 +21,7 @@ import recipes
 PATH = Path(recipes.__file__).resolve().parent.parent / "ERRATA.md"
 """Where ERRATA.md is in a source checkout (and an editable install)."""
 
-_ENTRY = re.compile(r"^## (\d+)\. (.+)$", re.M)
+_ENTRY = re.compile(r"^## (\d+)\. (.+)$", re.MULTILINE)
 
 
 @dataclass

@@ -20,8 +20,8 @@ Example:
 from __future__ import annotations
 
 import json
-import re
 import math
+import re
 from dataclasses import dataclass, field
 
 _SHORT_LIST = 12
