@@ -59,14 +59,36 @@ def _highlight_block(code, language, _attributes):
     return highlight(code, lexer, HtmlFormatter(nowrap=True))
 
 
-def link_errata(text, errata_href):
-    """`text` with each "ERRATA #n" (and "#m" listed after it) as a Markdown link."""
+def link_errata(text, errata_href, link="[{text}]({href})"):
+    """`text` with each "ERRATA #n" (and "#m" listed after it) as a link.
+
+    Args:
+        text: the text.
+        errata_href: `number -> URL` of an ERRATA entry.
+        link: how a link is written, from `text` and `href`. Defaults to a Markdown link.
+
+    >>> link_errata("(ERRATA #3, #4)", "e#{}".format, '<a href="{href}">{text}</a>')
+    '(<a href="e#3">ERRATA #3</a>, <a href="e#4">#4</a>)'
+    """
 
     def links(match):
-        numbers = _NUMBER.sub(lambda n: f"[#{n[1]}]({errata_href(int(n[1]))})", match[0])
-        return re.sub(r"ERRATA\s+\[#", "[ERRATA #", numbers, count=1)
+        first = True
+
+        def one(number):
+            nonlocal first
+            shown = f"ERRATA #{number[1]}" if first else f"#{number[1]}"
+            first = False
+            return link.format(text=shown, href=errata_href(int(number[1])))
+
+        return _NUMBER.sub(one, re.sub(r"^ERRATA\s+", "", match[0]))
 
     return CITATION.sub(links, text)
+
+
+def cells_with_errata(text, errata_href):
+    """A table cell's plain `text` as HTML, its "ERRATA #n" linked (`Markup`)."""
+    return Markup(link_errata(str(Markup.escape(text)), errata_href,
+                              '<a class="erratum" href="{href}">{text}</a>'))
 
 
 def cited(text):

@@ -59,6 +59,7 @@ class Cell:
     path: str | None = None
     value: str | None = None
     exact: str | None = None
+    html: str | None = None  # `text` as markup, where it links somewhere
 
 
 @dataclass

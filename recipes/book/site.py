@@ -208,7 +208,7 @@ def _lesson_context(name, book, errata_titles):
         "figures": figures,
         "thumbnail": f"{RUNS}/{name}/{run.thumbnail}" if run.thumbnail else None,
         "headline": numbers.headline(report, body),
-        "printed": [numbers.printed_table(t) for t in run.tables],
+        "printed": [_with_errata_links(numbers.printed_table(t)) for t in run.tables],
         "metrics": numbers.tables("metrics", report.get("metrics")),
         "details": numbers.tables("details", report.get("details")),
         "timing": numbers.tables("timing", report.get("timing")),
@@ -218,6 +218,16 @@ def _lesson_context(name, book, errata_titles):
         "source": lesson.highlighted(code, first_line),
         "source_path": shown_path.as_posix(),
     }
+
+
+def _with_errata_links(table):
+    """A printed table whose cells cite "ERRATA #n", with those links."""
+    for row in table.rows:
+        for cell in row:
+            if lesson.cited(cell.text):
+                cell.html = lesson.cells_with_errata(
+                    cell.text, lambda n: f"../errata.html#erratum-{n}")
+    return table
 
 
 def _entry_context(entry, lessons, book):
