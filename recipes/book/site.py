@@ -11,6 +11,7 @@ written whole (to a temporary name, then renamed).
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -174,7 +175,7 @@ def _prose(text, book, page_root, inline=False):
 def _lesson_context(name, book, errata_titles):
     recipe = registry.get(name)
     run = book.runs[name]
-    module = __import__(recipe.module, fromlist=["__doc__"])
+    module = importlib.import_module(recipe.module)
     title, body = lesson.split_docstring(module.__doc__)
     source_path = Path(module.__file__)
     first_line, code = lesson.module_source(source_path)
