@@ -140,14 +140,20 @@ def main(argv=None):
     return 0
 
 
-if __name__ == "__main__":
-    status = main()
-    # Tearing down a process that imported TensorFlow takes about a second (Python's
-    # final garbage collection over TensorFlow's objects); everything the run wrote is
-    # closed by now, so flush and leave without it.
+def leave(status):
+    """Ends the process now with `status`, once stdout and stderr are flushed.
+
+    Tearing down a process that imported TensorFlow takes about a second (Python's
+    final garbage collection over TensorFlow's objects); everything a run wrote is
+    closed by the time the CLI returns, so it leaves without that.
+    """
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except OSError:  # a closed pipe (`... | head`): nothing more can be said
             pass
     os._exit(status)
+
+
+if __name__ == "__main__":
+    leave(main())

@@ -169,3 +169,34 @@ def get(name):
         f"Unknown recipe '{name}'.{hint} Run `python -m recipes.run --list` to see all "
         f"{len(_RECIPES)} recipes."
     )
+
+
+NOTES_ORDER = (
+    "linear-unit", "logistic-unit", "single-neuron", "forward-pass", "multiclass-softmax",
+    "gradient-descent", "vanishing-gradient", "optimizers", "activations", "binary-sigmoid",
+    "relu-regression", "leaky-relu-regression", "l2-penalty", "decision-tree-entropy", "dropout",
+    "early-stopping", "regularization", "loss-functions", "categorical-features",
+)
+"""Recipe names in the order the notes teach them (the lesson book's order): linear and
+logistic regression, the neuron, the MLP, gradient descent and its troubles, the optimizers,
+the activations and the output table, regularization (the notes put the decision tree between
+the L2 penalty and dropout), the loss table; then what the notes leave out."""
+
+
+def in_notes_order():
+    """Returns every registered recipe name in the notes' order (`NOTES_ORDER`).
+
+    A registered recipe that `NOTES_ORDER` does not list comes after those it
+    lists, by name, so a new recipe is never left out.
+
+    Example:
+
+    >>> from recipes.core import registry
+    >>> names = registry.in_notes_order()
+    >>> names.index("single-neuron") < names.index("optimizers") < names.index("dropout")
+    True
+    >>> sorted(names) == registry.names()
+    True
+    """
+    rank = {name: i for i, name in enumerate(NOTES_ORDER)}
+    return sorted(names(), key=lambda name: (rank.get(name, len(rank)), name))
