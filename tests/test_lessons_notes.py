@@ -120,11 +120,13 @@ def test_forward_pass_by_hand_equals_keras_layer_by_layer(run_recipe, output_dir
     model = keras.models.load_model(output_dir / "forward-pass" / "1" / "model.keras")
     trained = details["trained"]
     x = np.array(list(trained["features"].values()), dtype=np.float64)
-    normalization = model.get_layer("normalization")
+    from models.lessons.activations import dense_layers
+
+    trained_model = model.get_layer("forward_pass")  # behind the export's missing-value step
+    normalization = trained_model.get_layer("normalization")
     a = (x - np.asarray(normalization.mean).reshape(-1)) / np.sqrt(
         np.asarray(normalization.variance).reshape(-1))
-    dense = [layer for layer in model.get_layer("forward_pass").layers
-             if isinstance(layer, keras.layers.Dense)]
+    dense = dense_layers(trained_model)
     for layer, entry in zip(dense, trained["layers"]):
         z = a @ layer.kernel.numpy() + layer.bias.numpy()
         np.testing.assert_allclose(entry["z"], z, atol=1e-5)

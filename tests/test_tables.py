@@ -290,3 +290,60 @@ def test_batch_prediction_names_a_bad_cell_and_writes_nothing(exports, tmp_path)
 def test_input_names_are_valid_distinct_and_not_keywords():
     names = encoding.input_names(["a b", "a.b", "a_b", "1st", "def", "features", "é"])
     assert names == ["a_b", "a_b_2", "a_b_3", "c1st", "def_", "features_2", "column"]
+
+
+_PEAK = ("import resource, runpy, sys\nsys.argv = ['models.predict', *sys.argv[1:]]\n"
+         "try:\n    runpy.run_module('models.predict', run_name='__main__')\n"
+         "except SystemExit as exit:\n    code = exit.code\n"
+         "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+         "sys.exit(code)")
+
+
+def _passenger_rows(path, rows, seed):
+    """`rows` passenger rows written by Arrow (fast), with gaps and an unseen deck."""
+    import pyarrow as pa
+    from pyarrow import csv as pacsv
+
+    rng = np.random.default_rng(seed)
+    age = np.char.mod("%.1f", rng.normal(35, 12, rows)).astype(object)
+    age[rng.random(rows) < 0.1] = ""
+    columns = {
+        "age": age, "sex": np.array(["male", "female", "NA"], dtype=object)[rng.integers(0, 3, rows)],
+        "class": rng.integers(1, 4, rows).astype(str).astype(object),
+        "fare usd": np.char.mod("%.2f", rng.gamma(2, 20, rows)).astype(object),
+        "cabin.deck": np.array(["A", "B", "C", "D", "", "Z"], dtype=object)[rng.integers(0, 6, rows)],
+        "note": np.full(rows, "kept", dtype=object),
+    }
+    pacsv.write_csv(pa.table(columns), path, pacsv.WriteOptions(quoting_style="needed"))
+    return path
+
+
+def _predict_peak(model_dir, source, target):
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK, "binary-sigmoid", "--model-dir", str(model_dir), "--data",
+         str(source), "--output", str(target)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return int(done.stderr.split("PEAK_KB")[1].split()[0]) / 1024
+
+
+def test_batch_prediction_of_a_million_rows_runs_in_bounded_memory(exports, tmp_path):
+    small = _predict_peak(exports / "models", _passenger_rows(tmp_path / "small.csv", 100_000, 1),
+                          tmp_path / "small_out.csv")
+    source = _passenger_rows(tmp_path / "big.csv", 1_000_000, 2)
+    target = tmp_path / "big_out.csv"
+    big = _predict_peak(exports / "models", source, target)
+    assert big < small * 1.25 + 50, (small, big)  # ten times the rows, about the same memory
+    import pyarrow as pa
+    from pyarrow import csv as pacsv
+
+    out = pacsv.read_csv(target, convert_options=pacsv.ConvertOptions(
+        column_types={"class": pa.string(), "age": pa.string(), "fare usd": pa.string()},
+        strings_can_be_null=False))
+    assert out.num_rows == 1_000_000 and out.column("note").unique().to_pylist() == ["kept"]
+    model = zoo.load(exports / "models" / "binary-sigmoid")
+    sample = np.r_[0:500, 999_500:1_000_000]
+    rows = [_typed([out.column(c)[int(i)].as_py() for c in FEATURES]) for i in sample]
+    expected = model.predict_proba(rows)
+    got = np.column_stack([out.column(f"probability_{c}").to_numpy()[sample]
+                           for c in model.class_names])
+    np.testing.assert_allclose(got, expected, atol=1e-6)
