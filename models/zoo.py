@@ -452,9 +452,8 @@ class Model:
             )
         width = len(self.feature_names)
         if _is_dataframe(rows):
-            rows = self._frame_columns(rows)
-            rows = np.column_stack([_as_float_column(self, c, v) for c, v in zip(self.feature_names, rows)]
-                                   ) if rows else rows
+            rows = np.column_stack([_as_float_column(self, c, v) for c, v in
+                                    zip(self.feature_names, self._frame_columns(rows))])
         if isinstance(rows, np.ndarray):
             if rows.ndim != 2:
                 raise ValueError(
@@ -467,15 +466,7 @@ class Model:
                 if self._acceptable(x):
                     return x
             return self.features(rows.tolist())
-        if not isinstance(rows, (list, tuple)):
-            raise ValueError(
-                "`rows` must be a list of rows (lists or {feature_name: value} dicts), a 2-D "
-                f"NumPy array or a pandas DataFrame. Received: {type(rows).__name__}"
-            )
-        if not rows:
-            raise ValueError("`rows` is empty: pass at least one row.")
-        if isinstance(rows[0], dict):
-            rows = self._dict_rows(rows)
+        rows = self._row_list(rows)
         try:
             x = np.array(rows, dtype=np.float64 if self.missing_ok else None)
         except (ValueError, TypeError):  # rows of different lengths, or text
@@ -499,6 +490,13 @@ class Model:
             if rows.ndim != 2:
                 raise ValueError(f"`rows` must be 2-D; received an array of shape {rows.shape}")
             rows = rows.tolist()
+        rows = self._row_list(rows)
+        for i, row in enumerate(rows):
+            self._check_row(i, row)
+        return list(zip(*rows))
+
+    def _row_list(self, rows):
+        """`rows` as a non-empty list of rows, `{column: value}` dicts turned into lists."""
         if not isinstance(rows, (list, tuple)):
             raise ValueError(
                 "`rows` must be a list of rows (lists or {feature_name: value} dicts), a 2-D "
@@ -506,21 +504,21 @@ class Model:
             )
         if not rows:
             raise ValueError("`rows` is empty: pass at least one row.")
-        if isinstance(rows[0], dict):
-            rows = self._dict_rows(rows)
+        return self._dict_rows(rows) if isinstance(rows[0], dict) else rows
+
+    def _check_row(self, i, row):
+        """Raises a `ValueError` unless row `i` is a list of one value per feature."""
         width = len(self.feature_names)
-        for i, row in enumerate(rows):
-            if not isinstance(row, (list, tuple)):
-                raise ValueError(
-                    f"Row {i} is {type(row).__name__} {_short(row)}, not a list of {width} values "
-                    f"({_listing(self.feature_names)}) or a {{column: value}} dict."
-                )
-            if len(row) != width:
-                raise ValueError(
-                    f"Row {i} has {len(row)} values; {self.name} takes {width} "
-                    f"({_listing(self.feature_names)})."
-                )
-        return list(zip(*rows))
+        if not isinstance(row, (list, tuple)):
+            raise ValueError(
+                f"Row {i} is {type(row).__name__} {_short(row)}, not a list of {width} values "
+                f"({_listing(self.feature_names)})."
+            )
+        if len(row) != width:
+            raise ValueError(
+                f"Row {i} has {len(row)} values; {self.name} takes {width} "
+                f"({_listing(self.feature_names)})."
+            )
 
     def _frame_columns(self, frame):
         """A DataFrame's feature columns as NumPy arrays (extra columns are ignored)."""
@@ -570,16 +568,7 @@ class Model:
         for i, row in enumerate(rows):
             if isinstance(row, np.ndarray):
                 row = row.tolist()
-            if not isinstance(row, (list, tuple)):
-                raise ValueError(
-                    f"Row {i} is {type(row).__name__} {_short(row)}, not a list of {width} values "
-                    f"({_listing(self.feature_names)})."
-                )
-            if len(row) != width:
-                raise ValueError(
-                    f"Row {i} has {len(row)} values; {self.name} takes {width} "
-                    f"({_listing(self.feature_names)})."
-                )
+            self._check_row(i, row)
             for j, value in enumerate(row):
                 out[i, j] = _check_number(self, i, self.feature_names[j], value)
         return out
