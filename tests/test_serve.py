@@ -1,11 +1,8 @@
 """`models.serve` over real HTTP on localhost: TensorFlow Serving's REST API, errors, versions, load."""
 
-import http.client
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,83 +14,22 @@ import pytest
 
 from models import serve, zoo
 
+from serving_fixtures import (  # noqa: F401 (fixtures)
+    IRIS_ROWS, MAX_BODY, TIMEOUT, Client, available, client, exports, model_dir, raw, running, server,
+)
+
 REPO = Path(__file__).resolve().parents[1]
-IRIS_ROWS = [[5.1, 3.5, 1.4, 0.2], [6.3, 2.9, 5.6, 1.8], [5.9, 3.0, 4.2, 1.5]]
-MAX_BODY = 64 * 1024
-TIMEOUT = 20
-
-
-@pytest.fixture(scope="session")
-def exports(tmp_path_factory):
-    """`multiclass-softmax/1` and `relu-regression/1`, trained with `--epochs 2` (shared with test_zoo)."""
-    from recipes.run import main
-
-    root = tmp_path_factory.getbasetemp() / "zoo-exports"
-    for recipe in ("multiclass-softmax", "relu-regression"):
-        if recipe not in zoo.names(root):
-            assert main([recipe, "--epochs", "2", "--output-dir", str(root)]) == 0
-    return root
-
-
-@pytest.fixture
-def model_dir(exports, tmp_path):
-    target = tmp_path / "models"
-    shutil.copytree(exports, target)
-    return target
-
-
-class Client:
-    """A keep-alive HTTP client for one server; answers are `(status, json)`."""
-
-    def __init__(self, port):
-        self.port = port
-        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
-
-    def request(self, method, path, body=None, headers=None):
-        data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
-        self.connection.request(method, path, body=data, headers=headers or {})
-        response = self.connection.getresponse()
-        raw = response.read()
-        if response.getheader("Connection", "").lower() == "close":
-            self.connection.close()
-        assert response.getheader("Content-Type") == "application/json", raw
-        return response.status, json.loads(raw)
-
-    def get(self, path):
-        return self.request("GET", path)
-
-    def post(self, path, body):
-        return self.request("POST", path, body, {"Content-Type": "application/json"})
-
-
-def running(model_dir, **options):
-    """A server on a free port, serving in a thread; always shut down."""
-    return serve.running(model_dir, max_body_bytes=MAX_BODY, timeout=TIMEOUT, **options)
-
-
-@pytest.fixture
-def server(model_dir):
-    with running(model_dir) as httpd:
-        yield httpd
-
-
-@pytest.fixture
-def client(server):
-    c = Client(server.server_address[1])
-    yield c
-    c.connection.close()
-
-
-def _available(version):
-    return {"version": str(version), "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
 
 
 def test_status_matches_tensorflow_servings_shape(client):
-    assert client.get("/v1/models/multiclass-softmax") == (200, {"model_version_status": [_available(1)]})
-    assert client.get("/v1/models/multiclass-softmax/versions/1") == (200, {"model_version_status": [_available(1)]})
+    assert client.get("/v1/models/multiclass-softmax") == (200, {"model_version_status": [available(1)]})
+    assert client.get("/v1/models/multiclass-softmax/versions/1") == (200, {"model_version_status": [available(1)]})
 
 
-def test_metadata_matches_the_savedmodels_signature(client, model_dir):
+def test_metadata_lists_every_signature_of_the_savedmodel_as_tensorflow_prints_them(client, model_dir):
+    # get_model_metadata_impl.cc:56-58 copies every signature_def of the meta graph (so
+    # __saved_model_init_op too); http_rest_api_util.cc:147-158 prints it with field names as in the
+    # .proto and fields without presence always printed.
     from google.protobuf import json_format
     from tensorflow.core.protobuf import saved_model_pb2
 
@@ -101,21 +37,15 @@ def test_metadata_matches_the_savedmodels_signature(client, model_dir):
         status, answer = client.get(f"/v1/models/{name}/versions/1/metadata")
         assert status == 200
         assert answer["model_spec"] == {"name": name, "signature_name": "", "version": "1"}
-        ours = answer["metadata"]["signature_def"]["signature_def"]["serving_default"]
         saved = saved_model_pb2.SavedModel()
         saved.ParseFromString((model_dir / name / "1" / "saved_model.pb").read_bytes())
-        truth = json_format.MessageToDict(
-            saved.meta_graphs[0].signature_def["serving_default"], preserving_proto_field_name=True
-        )
-        assert ours["method_name"] == truth["method_name"] == "tensorflow/serving/predict"
-        for side in ("inputs", "outputs"):
-            assert sorted(ours[side]) == sorted(truth[side])
-            for key, tensor in truth[side].items():
-                assert ours[side][key]["dtype"] == tensor["dtype"]
-                assert ours[side][key]["name"] == tensor["name"]
-                assert [d["size"] for d in ours[side][key]["tensor_shape"]["dim"]] == [
-                    d["size"] for d in tensor["tensor_shape"]["dim"]
-                ]
+        truth = {
+            key: json_format.MessageToDict(value, preserving_proto_field_name=True,
+                                           always_print_fields_with_no_presence=True)
+            for key, value in saved.meta_graphs[0].signature_def.items()
+        }
+        assert sorted(truth) == ["__saved_model_init_op", "serving_default"]
+        assert answer["metadata"]["signature_def"]["signature_def"] == truth
     assert client.get("/v1/models/relu-regression/metadata")[1]["model_spec"]["version"] == "1"
 
 
@@ -186,43 +116,51 @@ def test_a_new_version_is_picked_up_while_running_and_versions_route(client, mod
     for version, expected in ((1, v1), (2, v2)):
         answer = client.post(f"{url}/versions/{version}:predict", {"inputs": IRIS_ROWS})[1]
         np.testing.assert_array_equal(np.float32(answer["outputs"]["probabilities"]), expected)
-    assert client.get(url) == (200, {"model_version_status": [_available(2), _available(1)]})
+    assert client.get(url) == (200, {"model_version_status": [available(2), available(1)]})
     assert client.get(f"{url}/metadata")[1]["model_spec"]["version"] == "2"
 
 
 @pytest.mark.parametrize(
     "path, body, status, message",
-    [
-        ("/v1/models/multiclass-softmax:predict", b'{"instances": [[1, 2', 400, "not valid JSON"),
-        ("/v1/models/multiclass-softmax:predict", b"[1, 2]", 400, "must be a JSON object"),
+    [  # TensorFlow Serving's wording where it has one (util/json_tensor.cc, server_core.cc, ...)
+        ("/v1/models/multiclass-softmax:predict", b'{"instances": [[1, 2', 400, "JSON Parse error"),
+        ("/v1/models/multiclass-softmax:predict", b"[1, 2]", 400, "Is not object"),
         ("/v1/models/multiclass-softmax:predict", {"instances": IRIS_ROWS, "inputs": IRIS_ROWS}, 400,
-         "exactly one of 'instances'.* not both"),
-        ("/v1/models/multiclass-softmax:predict", {"rows": IRIS_ROWS}, 400, "exactly one of 'instances'"),
+         "expecting only one of 'inputs' or 'instances'"),
+        ("/v1/models/multiclass-softmax:predict", {"rows": IRIS_ROWS}, 400, "Missing 'inputs' or 'instances' key"),
         ("/v1/models/multiclass-softmax:predict", {"instances": [[1, 2, 3]]}, 400,
          "Row 0 has 3 values; multiclass-softmax takes 4"),
         ("/v1/models/multiclass-softmax:predict", {"instances": [[1, 2, "3", 4]]}, 400,
          "Row 0, feature 'petal length \\(cm\\)': '3' is not a number"),
         ("/v1/models/multiclass-softmax:predict", {"inputs": {"sepal length (cm)": [1], "colour": [2]}}, 400,
-         "unknown column\\(s\\) 'colour'"),
-        ("/v1/models/multiclass-softmax:predict", {"instances": []}, 400, "non-empty list"),
+         "lacks feature\\(s\\) 'sepal width \\(cm\\)'"),
+        ("/v1/models/multiclass-softmax:predict", {"inputs": {"colour": [2]}}, 400,
+         "Missing named input: features in 'inputs' object"),
+        ("/v1/models/multiclass-softmax:predict", {"instances": []}, 400, "No values in 'instances' array"),
+        ("/v1/models/multiclass-softmax:predict", {"instances": IRIS_ROWS, "signature_name": 100}, 400,
+         "'signature_name' key must be a string value"),
         ("/v1/models/multiclass-softmax:predict", {"instances": IRIS_ROWS, "signature_name": "classify_x"},
-         400, "Serving signature name: 'classify_x' not found"),
-        ("/v1/models/multiclass-softmax:classify", {"instances": IRIS_ROWS}, 400, "use :predict"),
+         400, 'Serving signature name: "classify_x" not found in signature def'),
+        ("/v1/models/multiclass-softmax:predict", {"instances": IRIS_ROWS, "signature_name": "__saved_model_init_op"},
+         400, "Failed to get input map for signature: __saved_model_init_op"),
+        ("/v1/models/multiclass-softmax:classify", {"examples": [{}]}, 400, "Expected one or two output Tensors, found 3"),
+        ("/v1/models/relu-regression:regress", {"examples": [{}]}, 400, "No regression inputs found in SignatureDef"),
         ("/v1/models/nope:predict", {"instances": IRIS_ROWS}, 404,
-         "no model 'nope' .*multiclass-softmax, relu-regression"),
+         "Servable not found for request: Latest\\(nope\\) .*multiclass-softmax, relu-regression"),
         ("/v1/models/multiclass-softmax/versions/7:predict", {"instances": IRIS_ROWS}, 404,
-         "has no version 7 \\(versions: 1\\)"),
-        ("/v1/models/multiclass-softmax/versions/7", None, 404, "has no version 7"),
-        ("/v1/models/nope/metadata", None, 404, "no model 'nope'"),
-        ("/v1/models/../../etc:predict", {"instances": IRIS_ROWS}, 404, "Malformed request"),
+         "Servable not found for request: Specific\\(multiclass-softmax, 7\\)"),
+        ("/v1/models/multiclass-softmax/versions/7", None, 404, "Could not find version 7 of model multiclass-softmax"),
+        ("/v1/models/nope", None, 404, "Could not find any versions of model nope"),
+        ("/v1/models/nope/metadata", None, 404, "Latest\\(nope\\)"),
+        ("/v1/models/../../etc:predict", {"instances": IRIS_ROWS}, 400, "Malformed request"),
+        ("/v1/models/%2E%2E:predict", {"instances": IRIS_ROWS}, 404, "Servable not found"),
         ("/v2/anything", None, 404, "Malformed request: GET /v2/anything"),
-        ("/v1/models/multiclass-softmax:predict", None, 405, "predict takes POST, not GET"),
-        ("/v1/models/multiclass-softmax", {"instances": IRIS_ROWS}, 405, "takes GET, not POST"),
-        ("/v1/models/multiclass-softmax:predict", b"x" * (MAX_BODY + 1), 413,
+        ("/v1/models/multiclass-softmax:predict", MAX_BODY + 1, 413,
          f"body is {MAX_BODY + 1} bytes; this server takes at most {MAX_BODY}"),
     ],
 )
 def test_each_error_is_json_with_its_status_and_the_server_lives_on(client, path, body, status, message):
+    body = b"x" * body if isinstance(body, int) else body
     got_status, answer = client.request("GET" if body is None else "POST", path, body)
     assert got_status == status
     assert list(answer) == ["error"]
@@ -233,27 +171,16 @@ def test_each_error_is_json_with_its_status_and_the_server_lives_on(client, path
     assert Client(client.port).get("/v1/models/multiclass-softmax")[0] == 200
 
 
-def _raw(port, data):
-    """Sends raw bytes; returns the status line and the JSON body."""
-    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
-        sock.sendall(data)
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
-    return head.split(b"\r\n")[0].decode(), json.loads(body)
-
-
 def test_malformed_http_gets_json_errors(server):
     port = server.server_address[1]
-    line, answer = _raw(port, b"NONSENSE\r\n\r\n")
-    assert " 400 " in line and "error" in answer
-    line, answer = _raw(port, b"POST /v1/models/multiclass-softmax:predict HTTP/1.1\r\nHost: x\r\n"
-                              b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
-    assert " 411 " in line and "Content-Length" in answer["error"]
-    line, answer = _raw(port, b"POST /v1/models/multiclass-softmax:predict HTTP/1.1\r\nHost: x\r\n"
+    line, _, body = raw(port, b"NONSENSE\r\n\r\n")
+    assert " 400 " in line and "Bad request line" in json.loads(body)["error"]
+    line, _, body = raw(port, b"POST /v1/models/multiclass-softmax:predict HTTP/1.1\r\nHost: x\r\n"
                               b"Content-Length: 99999999\r\nExpect: 100-continue\r\n\r\n")
     assert " 413 " in line  # refused before the body is sent
+    line, _, body = raw(port, b"POST /v1/models/multiclass-softmax:predict HTTP/1.1\r\nHost: x\r\n"
+                              b"Content-Length: ten\r\n\r\n")
+    assert " 400 " in line and "Content-Length must be an integer" in json.loads(body)["error"]
     assert Client(port).get("/v1/models/multiclass-softmax")[0] == 200
 
 
@@ -292,13 +219,13 @@ def test_batcher_joins_waiting_requests_into_one_call():
     release = threading.Event()
 
     def run(x):
-        calls.append(len(x))
+        calls.append(len(x["x"]))
         release.wait(TIMEOUT)  # the first call holds the model while the others queue
-        return {"double": x * 2}
+        return {"double": x["x"] * 2}
 
     batcher = serve.Batcher(run)
     answers = {}
-    threads = [threading.Thread(target=lambda i=i: answers.__setitem__(i, batcher(np.full((1, 2), i))))
+    threads = [threading.Thread(target=lambda i=i: answers.__setitem__(i, batcher({"x": np.full((1, 2), i)})))
                for i in range(6)]
     threads[0].start()
     while not calls:
@@ -361,7 +288,7 @@ def test_a_version_that_cannot_be_loaded_is_reported_not_served(client, model_di
     status, answer = client.get("/v1/models/relu-regression")
     assert status == 200
     newest, oldest = answer["model_version_status"]
-    assert oldest == _available(1)
+    assert oldest == available(1)
     assert newest["version"] == "2" and newest["state"] == "END"
     assert newest["status"]["error_code"] == "UNKNOWN" and "is not an export's metadata" in newest["status"]["error_message"]
     status, answer = client.post("/v1/models/relu-regression:predict", {"instances": [[0.0] * 10]})

@@ -1,0 +1,156 @@
+"""TensorFlow Serving's JSON request and answer forms for `:predict`.
+
+Follows `util/json_tensor.cc`: a request body is parsed with NaN and
+Infinity tokens allowed (`ParseJson`, `kParseNanAndInfFlag`); `instances`
+(row format) or `inputs` (columnar) name the rows, and an `inputs` object's
+keys that the signature does not take are ignored (`FillTensorMapFromInputsMap`
+looks up the signature's inputs only). Floats are written as
+`WriteDecimal` writes them: six significant digits when that reads back to
+the same float32, else nine (`max_digits10`), `.0` added to whole numbers,
+`NaN`, `Infinity`, `-Infinity` for the others.
+
+Our extensions, kept: an instance may be a `{feature_name: value}` object, and
+`inputs` may be `{feature_name: [values...]}` columns.
+
+Example:
+
+>>> import numpy as np
+>>> from models.serving.json_tensor import answer
+>>> answer({"predictions": np.float32([0.2, 3, 1 / 3, np.nan])}, ["predictions"], row_format=True)
+b'{"predictions":[0.2,3.0,0.333333343,NaN]}'
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from models.export.layout import INPUT
+from models.serving.store import invalid
+
+
+def parse(body):
+    """A request body as a JSON object; `INVALID_ARGUMENT` as `ParseJson` words it."""
+    if not body:
+        raise invalid("JSON Parse error: The document is empty")
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError) as error:  # JSONDecodeError, bad UTF-8, absurd nesting
+        raise invalid(f"JSON Parse error: {error}") from None
+    if not isinstance(doc, dict):
+        raise invalid(f"JSON Value: {_short(doc)} Is not object")
+    signature = doc.get("signature_name", "")
+    if not isinstance(signature, str):
+        raise invalid(f"JSON Value: {_short(doc)} not formatted correctly. "
+                      "'signature_name' key must be a string value.")
+    return doc
+
+
+def request_rows(doc, feature_names):
+    """The rows a parsed `:predict` body sends, and whether it is in row format.
+
+    Returns:
+        `(rows, row_format)`: rows for `models.serving.store.feed`.
+
+    Raises:
+        ServingError: `INVALID_ARGUMENT`, worded as `FillPredictRequestFromJson`.
+    """
+    has_instances, has_inputs = "instances" in doc, "inputs" in doc
+    if has_instances and has_inputs:
+        raise invalid("Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist")
+    if has_instances:
+        instances = doc["instances"]
+        if not isinstance(instances, list):
+            raise invalid("Expecting 'instances' to be an list/array")
+        if not instances:
+            raise invalid("No values in 'instances' array")
+        named = INPUT not in feature_names
+        return [inst[INPUT] if named and isinstance(inst, dict) and list(inst) == [INPUT] else inst
+                for inst in instances], True
+    if has_inputs:
+        return _columns(doc["inputs"], feature_names), False
+    raise invalid("Missing 'inputs' or 'instances' key")
+
+
+def _columns(inputs, feature_names):
+    if not isinstance(inputs, dict):
+        return inputs
+    if INPUT in inputs and INPUT not in feature_names:
+        return inputs[INPUT]  # the signature's input; other keys are ignored, as TF Serving does
+    columns = {k: v for k, v in inputs.items() if k in feature_names}
+    if not columns:
+        raise invalid(f"Missing named input: {INPUT} in 'inputs' object (or send feature columns: "
+                      f"{', '.join(map(repr, feature_names[:8]))})")
+    if not all(isinstance(c, list) for c in columns.values()) or len({len(c) for c in columns.values()}) != 1:
+        raise invalid("'inputs' as feature columns must be {feature_name: [values...]}, lists of one length")
+    return [dict(zip(columns, values)) for values in zip(*columns.values())]
+
+
+def answer(outputs, names, row_format):
+    """The `:predict` answer for `outputs` (`{name: array}`), as UTF-8 JSON bytes.
+
+    Row format: `{"predictions": [...]}`, one value per row with one output,
+    else one object per row; columnar: `{"outputs": value}` or `{"outputs":
+    {name: value}}` (`MakeJsonFromTensors`).
+    """
+    rows = {k: _row_texts(np.asarray(outputs[k])) for k in names}
+    if row_format:
+        if len(names) == 1:
+            body = "[" + ",".join(rows[names[0]]) + "]"
+        else:
+            keys = [json.dumps(k) for k in names]
+            body = "[" + ",".join(
+                "{" + ",".join(f"{key}:{rows[k][i]}" for key, k in zip(keys, names)) + "}"
+                for i in range(len(rows[names[0]]))
+            ) + "]"
+        return ('{"predictions":' + body + "}").encode("utf-8")
+    columns = {k: "[" + ",".join(rows[k]) + "]" for k in names}
+    if len(names) == 1:
+        body = columns[names[0]]
+    else:
+        body = "{" + ",".join(f"{json.dumps(k)}:{columns[k]}" for k in names) + "}"
+    return ('{"outputs":' + body + "}").encode("utf-8")
+
+
+def _row_texts(array):
+    """The JSON text of each `array[i]`."""
+    if array.dtype.kind == "f":
+        texts = float_texts(array)
+    elif array.dtype.kind in "iub":
+        texts = np.char.lower(array.astype(str)) if array.dtype.kind == "b" else array.astype(str)
+    else:
+        texts = np.array([json.dumps(v.decode("utf-8") if isinstance(v, bytes) else str(v), ensure_ascii=False)
+                          for v in array.ravel()], dtype=object).reshape(array.shape)
+    return [_nested(t) for t in texts] if texts.ndim else [str(texts)]
+
+
+def _nested(texts):
+    if np.ndim(texts) == 0:
+        return str(texts)
+    return "[" + ",".join(_nested(t) for t in texts) + "]"
+
+
+def float_texts(array):
+    """Each float as `WriteDecimal` writes it (`util/json_tensor.cc`), in an array of `str`."""
+    flat = np.asarray(array).ravel()
+    out = np.empty(flat.shape, dtype="<U26")
+    finite = np.isfinite(flat)
+    values = flat[finite]
+    texts = np.char.mod("%g", values.astype(np.float64)).astype("<U26")
+    wide = texts.astype(flat.dtype) != values  # six digits do not read back: max_digits10
+    if wide.any():
+        digits = 9 if flat.dtype == np.float32 else 17
+        texts[wide] = np.char.mod(f"%.{digits}g", values[wide].astype(np.float64))
+    plain = (np.char.find(texts, ".") < 0) & (np.char.find(texts, "e") < 0)
+    texts[plain] = np.char.add(texts[plain], ".0")
+    out[finite] = texts
+    out[np.isnan(flat)] = "NaN"
+    out[np.isposinf(flat)] = "Infinity"
+    out[np.isneginf(flat)] = "-Infinity"
+    return out.reshape(np.shape(array))
+
+
+def _short(value, limit=80):
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
