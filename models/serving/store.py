@@ -98,7 +98,8 @@ def feed(model, rows):
         ServingError: `INVALID_ARGUMENT`, naming the row and value.
     """
     try:
-        return {INPUT: model.features(rows)}
+        with np.errstate(over="ignore"):  # beyond float32's range: inf, as TF Serving reads it
+            return {INPUT: model.features(rows)}
     except ValueError as error:
         x = _non_finite(model, rows)
         if x is None:
@@ -118,7 +119,8 @@ def _non_finite(model, rows):
         return None
     if x.dtype.kind not in "iuf" or x.ndim != 2 or x.shape[1] != len(model.feature_names) or not len(x):
         return None
-    x = x.astype(np.float32)
+    with np.errstate(over="ignore"):
+        x = x.astype(np.float32)
     return None if np.isfinite(x).all() else np.ascontiguousarray(x)
 
 
