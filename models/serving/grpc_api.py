@@ -22,9 +22,10 @@ what TensorFlow Serving's does, with its status codes and messages:
 
 An unknown model or version is `NOT_FOUND`, an unknown label
 `INVALID_ARGUMENT` (`server_core.cc`). Importing this module imports
-TensorFlow (the protos of `tensorflow-serving-api` import
-`tensorflow.core.framework`), which is why `models.serve` imports it only for
-`--grpc-port`.
+TensorFlow (the protos of `tensorflow-serving-api` import TensorFlow's own
+`tensor.proto` and `types.proto` modules), which is why `models.serve` imports
+it only for `--grpc-port`. Those messages are reached through the serving
+protos' descriptors, not imported by name.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ import time
 import grpc
 import numpy as np
 from google.protobuf import json_format
-from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -51,15 +51,23 @@ from models.serving.store import ServingError, feed, invalid, method_error, rows
 MAX_MESSAGE_BYTES = 2**31 - 1
 """TensorFlow Serving's `SetMaxMessageSize(kint32max)`."""
 
+_TENSOR = predict_pb2.PredictRequest.DESCRIPTOR.fields_by_name["inputs"].message_type.fields_by_name["value"]
+DATA_TYPE = _TENSOR.message_type.fields_by_name["dtype"].enum_type
+"""`tensorflow.DataType`, as the `TensorProto` of a `PredictRequest` refers to it."""
+
+
+DT = {v.name: v.number for v in DATA_TYPE.values}
+"""`tensorflow.DataType` numbers by name (`DT_FLOAT`, ...)."""
+
 NUMPY = {
-    types_pb2.DT_FLOAT: np.float32, types_pb2.DT_DOUBLE: np.float64, types_pb2.DT_INT32: np.int32,
-    types_pb2.DT_INT64: np.int64, types_pb2.DT_INT16: np.int16, types_pb2.DT_INT8: np.int8,
-    types_pb2.DT_UINT8: np.uint8, types_pb2.DT_BOOL: np.bool_,
+    DT["DT_FLOAT"]: np.float32, DT["DT_DOUBLE"]: np.float64, DT["DT_INT32"]: np.int32,
+    DT["DT_INT64"]: np.int64, DT["DT_INT16"]: np.int16, DT["DT_INT8"]: np.int8,
+    DT["DT_UINT8"]: np.uint8, DT["DT_BOOL"]: np.bool_,
 }
 FIELDS = {
-    types_pb2.DT_FLOAT: "float_val", types_pb2.DT_DOUBLE: "double_val", types_pb2.DT_INT32: "int_val",
-    types_pb2.DT_INT16: "int_val", types_pb2.DT_INT8: "int_val", types_pb2.DT_UINT8: "int_val",
-    types_pb2.DT_INT64: "int64_val", types_pb2.DT_BOOL: "bool_val", types_pb2.DT_STRING: "string_val",
+    DT["DT_FLOAT"]: "float_val", DT["DT_DOUBLE"]: "double_val", DT["DT_INT32"]: "int_val",
+    DT["DT_INT16"]: "int_val", DT["DT_INT8"]: "int_val", DT["DT_UINT8"]: "int_val",
+    DT["DT_INT64"]: "int64_val", DT["DT_BOOL"]: "bool_val", DT["DT_STRING"]: "string_val",
 }
 
 _ERROR_CODES = get_model_status_pb2.ModelVersionStatus.DESCRIPTOR.fields_by_name["status"].message_type \
@@ -78,7 +86,7 @@ def to_array(proto):
     """
     shape = [d.size for d in proto.tensor_shape.dim]
     count = int(np.prod(shape)) if shape else 1
-    if proto.dtype == types_pb2.DT_STRING:
+    if proto.dtype == DT["DT_STRING"]:
         values = np.array(list(proto.string_val), dtype=object)
     elif proto.dtype in NUMPY:
         dtype = NUMPY[proto.dtype]
@@ -87,7 +95,7 @@ def to_array(proto):
         else:
             values = np.array(getattr(proto, FIELDS[proto.dtype]), dtype=dtype)
     else:
-        raise invalid(f"Tensors of dtype {types_pb2.DataType.Name(proto.dtype)} are not taken here")
+        raise invalid(f"Tensors of dtype {DATA_TYPE.values_by_number[proto.dtype].name} are not taken here")
     if values.size == 1 and count > 1:  # one value stands for all, as in TensorFlow's Tensor::FromProto
         values = np.full(count, values[0], dtype=values.dtype)
     if values.size != count:
@@ -95,18 +103,18 @@ def to_array(proto):
     return values.reshape(shape)
 
 
-def to_proto(array, dtype_name):
-    """A NumPy array as a `TensorProto` of `dtype_name`, values in proto fields (`AsProtoField`)."""
-    dtype = types_pb2.DataType.Value(dtype_name)
-    proto = tensor_pb2.TensorProto(dtype=dtype)
+def fill_proto(proto, array, dtype_name):
+    """Writes a NumPy array into the `TensorProto` `proto` as `dtype_name`, values in proto fields
+    (`AsProtoField`)."""
+    dtype = DATA_TYPE.values_by_name[dtype_name].number
+    proto.dtype = dtype
     for d in array.shape:
         proto.tensor_shape.dim.add(size=d)
     field = getattr(proto, FIELDS[dtype])
-    if dtype == types_pb2.DT_STRING:
+    if dtype == DT["DT_STRING"]:
         field.extend(v if isinstance(v, bytes) else str(v).encode("utf-8") for v in array.ravel())
     else:
         field.extend(array.ravel().tolist())
-    return proto
 
 
 def _spec(spec):
@@ -183,9 +191,10 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         model, call = self.store.get(name, version)
         tensor = request.inputs[INPUT]
         want = signature_def["inputs"][INPUT]["dtype"]
-        if types_pb2.DataType.Name(tensor.dtype) != want:
-            raise invalid(f"Expects arg[0] to be {_short_dtype(want)} but "
-                          f"{_short_dtype(types_pb2.DataType.Name(tensor.dtype))} is provided")
+        sent_dtype = DATA_TYPE.values_by_number[tensor.dtype].name if tensor.dtype in DATA_TYPE.values_by_number \
+            else str(tensor.dtype)
+        if sent_dtype != want:
+            raise invalid(f"Expects arg[0] to be {_short_dtype(want)} but {_short_dtype(sent_dtype)} is provided")
         inputs = feed(model, to_array(tensor))
         outputs = call(inputs)
         response = predict_pb2.PredictResponse()
@@ -193,8 +202,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         response.model_spec.version.value = version
         response.model_spec.signature_name = signature
         for alias in aliases:
-            response.outputs[alias].CopyFrom(
-                to_proto(np.asarray(outputs[alias]), signature_def["outputs"][alias]["dtype"]))
+            fill_proto(response.outputs[alias], np.asarray(outputs[alias]), signature_def["outputs"][alias]["dtype"])
         log.debug("predicted %d rows", rows_of(inputs))
         return response
 
