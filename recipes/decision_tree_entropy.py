@@ -17,8 +17,10 @@ This recipe computes those numbers with `models.lessons.tree`, finds the best fi
 of the Wisconsin breast-cancer training rows, grows a depth-4 tree on them, and
 tests it on the held-out rows beside scikit-learn's
 `DecisionTreeClassifier(criterion="entropy", max_depth=4)`. The tree is exported
-as `OUTPUT_DIR/decision-tree-entropy/VERSION/tree.json` (with `metadata.json` and
-the printed tree as `tree.txt`); `DecisionTree.from_dict(json.load(f))` loads it.
+as `OUTPUT_DIR/decision-tree-entropy/VERSION/` like every model (`models.export.tree`):
+a SavedModel with the `serving_default` signature, `model.onnx`, and `tree.json` (with
+`metadata.json` and the printed tree as `tree.txt`); `zoo.load` and `models.serve`
+serve it, and `DecisionTree.from_dict(json.load(f))` loads `tree.json`.
 
 What to look at: the marbles in bits and nats; the first split (ours and
 scikit-learn's pick the same feature and threshold, and the gain is the same);
@@ -58,7 +60,7 @@ def decision_tree_entropy(run):
     from sklearn.tree import DecisionTreeClassifier
 
     from models import data
-    from models.export import layout
+    from models.export import tree as tree_export
     from models.lessons.tree import DecisionTree, best_split, entropy
     from recipes.core.errors import RunError
     from recipes.core.report import Result, Table
@@ -113,9 +115,7 @@ def decision_tree_entropy(run):
     if config.export:
         text = tree.to_text()
 
-        def write(folder):
-            (folder / "tree.json").write_text(json.dumps(tree.to_dict(), indent=1) + "\n",
-                                              encoding="utf-8")
+        def write_text(folder):
             (folder / "tree.txt").write_text(text + "\n", encoding="utf-8")
 
         metadata = {
@@ -138,7 +138,9 @@ def decision_tree_entropy(run):
             "device": "cpu",
         }
         export_started = time.perf_counter()
-        export_path = layout.write_version(config.output_dir, config.recipe, write, metadata)
+        export_path = tree_export.export(tree, output_dir=config.output_dir, name=config.recipe,
+                                         task=dataset.task, metadata=metadata,
+                                         write_extra=write_text, check_rows=parts.x_test)
         export_seconds = time.perf_counter() - export_started
         reloaded = DecisionTree.from_dict(
             json.loads((export_path / "tree.json").read_text(encoding="utf-8")))

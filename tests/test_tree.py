@@ -407,3 +407,46 @@ def test_recipe_options(capsys):
     assert set(recipe.options) == {"no_export", "seed", "output_dir", "report"}
     assert main(["decision-tree-entropy", "--epochs", "3"]) == 2
     assert "--epochs" in capsys.readouterr().err
+
+
+def test_the_exported_tree_is_a_model_like_the_others_loaded_and_served(tmp_path):
+    """The recipe's export: the zoo predicts as the tree on every test row, with either runtime,
+    and the REST and gRPC servers answer for it (models.export.tree)."""
+    import http.client
+
+    from models import serve, zoo
+    from recipes.run import run_recipe
+
+    result = run_recipe("decision-tree-entropy", ["--output-dir", str(tmp_path)], out=io.StringIO())
+    folder = Path(result.export)
+    assert {"saved_model.pb", "model.onnx", "tree.json", "tree.txt", "metadata.json"} <= {
+        p.name for p in folder.iterdir()}
+    tree = DecisionTree.from_dict(json.loads((folder / "tree.json").read_text()))
+    _, _, x_test, _ = _fit_test("breast_cancer", seed=42)
+    labels, probabilities = tree.predict(x_test), tree.predict_proba(x_test)
+    assert len(set(labels)) == 2
+    for backend in ("onnx", "savedmodel"):
+        model = zoo.load("decision-tree-entropy", model_dir=tmp_path, backend=backend)
+        assert model.predict(x_test).tolist() == labels.tolist(), backend
+        np.testing.assert_allclose(model.predict_proba(x_test), probabilities, rtol=0, atol=1e-7)
+
+    with serve.running(tmp_path, grpc_port=0) as server:
+        connection = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=20)
+        connection.request("GET", "/v1/models/decision-tree-entropy")
+        status = json.loads(connection.getresponse().read())
+        assert status["model_version_status"][0]["state"] == "AVAILABLE"
+        connection.request("POST", "/v1/models/decision-tree-entropy:predict",
+                           body=json.dumps({"instances": x_test.tolist()}))
+        answer = json.loads(connection.getresponse().read())
+        assert [p["labels"] for p in answer["predictions"]] == labels.tolist()
+
+        import grpc
+        import tensorflow as tf
+        from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "decision-tree-entropy"
+        request.inputs["features"].CopyFrom(tf.make_tensor_proto(x_test.astype(np.float32)))
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc.port}") as channel:
+            response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=20)
+        assert [b.decode() for b in tf.make_ndarray(response.outputs["labels"])] == labels.tolist()
