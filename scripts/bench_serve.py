@@ -12,7 +12,12 @@ the digits 64-64-10 MLP of `bench_predict.py`:
   `ThreadingHTTPServer` calling `keras.Model.predict` once per request;
 - 1 and 8 concurrent clients, each its own process with one keep-alive
   connection, sending `{"instances": [row]}` back to back for `--seconds`;
-- in-process `zoo.load(...).predict(row)` calls per second, for scale.
+- in-process `zoo.load(...).predict(row)` calls per second, for scale;
+- the same ONNX-run server over TensorFlow Serving's gRPC API (`--grpc-port`),
+  each client the official `PredictionServiceStub` with one channel;
+- start-up time (process start to the "Serving" line) and resident memory of
+  the REST-only server and of the one with `--grpc-port`, which imports
+  TensorFlow for the serving protos (median of 3 starts, ONNX exports).
 
 Every answer is checked against `zoo`'s prediction for the same row. The
 servers run with per-request logging off (`--quiet`); one variant with it on
@@ -22,6 +27,7 @@ Run by hand, not in CI:
 
     python scripts/bench_serve.py
     python scripts/bench_serve.py --seconds 5 --json reports/bench_serve.json
+    python scripts/bench_serve.py --only "ONNX (default" --only gRPC   # a subset of the servers
 
 It prints a table and writes JSON (default `reports/bench_serve.json`, an ignored folder).
 """
@@ -98,6 +104,7 @@ def _free_port():
 
 SERVERS = {  # name: (export root, extra arguments of `python -m models.serve`)
     "ours, ONNX (default: no batching)": ("onnx", ["--quiet"]),
+    "ours, ONNX, gRPC": ("onnx", ["--quiet", "--grpc-port"]),
     "ours, ONNX, batching on": ("onnx", ["--quiet", "--batching", "on"]),
     "ours, ONNX, logging on": ("onnx", []),
     "ours, SavedModel (default: batching)": ("savedmodel", ["--quiet"]),
@@ -107,14 +114,18 @@ SERVERS = {  # name: (export root, extra arguments of `python -m models.serve`)
 
 
 def start_server(kind, roots, log_path):
-    """Starts a server process; returns `(process, port)` once it answers."""
+    """Starts a server process; returns `(process, port)` once it answers (the gRPC port for gRPC)."""
     port = _free_port()
     root, extra = SERVERS[kind]
     model_dir = roots[root]
+    if extra and extra[-1] == "--grpc-port":
+        extra = [*extra, str(_free_port())]
+        port = int(extra[-1])  # the REST port binds first; wait for (and load-test) the gRPC one
     if extra is None:
         command = [sys.executable, __file__, "--naive-server", str(model_dir), "--port", str(port)]
     else:
-        command = [sys.executable, "-m", "models.serve", "--model-dir", str(model_dir), "--port", str(port)]
+        rest_port = _free_port() if "--grpc-port" in extra else port
+        command = [sys.executable, "-m", "models.serve", "--model-dir", str(model_dir), "--port", str(rest_port)]
         command += extra
     log = open(log_path, "w")
     process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
@@ -131,12 +142,14 @@ def start_server(kind, roots, log_path):
     raise RuntimeError(f"{kind} server did not start within 180 s")
 
 
-def client(port, rows, expected, start_at, seconds, out):
+def client(port, rows, expected, seconds, ready, go, out):
     """One client process: 1-row predicts back to back; puts `(latencies, wrong)` on `out`."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     bodies = [json.dumps({"instances": [row]}).encode() for row in rows]
     headers = {"Content-Type": "application/json"}
     latencies, wrong, i = [], 0, 0
+    ready.put(True)
+    start_at = go.get()
     while time.time() < start_at:
         time.sleep(0.001)
     stop = start_at + seconds
@@ -153,15 +166,53 @@ def client(port, rows, expected, start_at, seconds, out):
     out.put((latencies, wrong))
 
 
-def load_test(port, rows, expected, clients, seconds):
+def grpc_client(port, rows, expected, seconds, ready, go, out):
+    """One gRPC client process (`PredictionServiceStub`, one channel); puts `(latencies, wrong)` on `out`."""
+    import grpc
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
+    requests = []
+    for row in rows:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "digits-mlp"
+        tensor = request.inputs["features"]
+        tensor.dtype = 1  # DT_FLOAT
+        tensor.tensor_shape.dim.add(size=1)
+        tensor.tensor_shape.dim.add(size=len(row))
+        tensor.float_val.extend(row)
+        requests.append(request)
+    stub.Predict(requests[0], timeout=60)  # connected before the clock starts
+    latencies, wrong, i = [], 0, 0
+    ready.put(True)
+    start_at = go.get()
+    while time.time() < start_at:
+        time.sleep(0.001)
+    stop = start_at + seconds
+    while time.time() < stop:
+        k = i % len(requests)
+        started = time.perf_counter()
+        response = stub.Predict(requests[k], timeout=60)
+        latencies.append(time.perf_counter() - started)
+        if response.outputs["labels"].string_val[0].decode() != expected[k]:
+            wrong += 1
+        i += 1
+    out.put((latencies, wrong))
+
+
+def load_test(port, rows, expected, clients, seconds, target=client):
     """Runs `clients` client processes for `seconds`; returns requests/s and latency percentiles."""
     context = multiprocessing.get_context("spawn")
-    out = context.Queue()
-    start_at = time.time() + 1.5 + 0.3 * clients  # every process started and connected by then
-    processes = [context.Process(target=client, args=(port, rows, expected, start_at, seconds, out))
+    out, ready, go = context.Queue(), context.Queue(), context.Queue()
+    processes = [context.Process(target=target, args=(port, rows, expected, seconds, ready, go, out))
                  for _ in range(clients)]
     for p in processes:
         p.start()
+    for _ in processes:  # every process started and connected
+        ready.get(timeout=300)
+    start_at = time.time() + 0.2
+    for _ in processes:
+        go.put(start_at)
     results = [out.get(timeout=seconds + 120) for _ in processes]
     for p in processes:
         p.join(timeout=30)
@@ -194,12 +245,36 @@ def in_process(model_dir, rows, seconds):
             "p99_ms": float(np.percentile(latencies, 99) * 1e3)}
 
 
+def start_up(model_dir, extra, runs=3):
+    """Median seconds from process start to the "Serving" line, and resident memory then (MiB)."""
+    seconds, memory = [], []
+    for _ in range(runs):
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "models.serve", "--model-dir", str(model_dir), "--port", "0", *extra],
+            cwd=REPO, stderr=subprocess.PIPE, text=True,
+        )
+        try:
+            while "Serving" not in (line := process.stderr.readline()):
+                if not line:
+                    raise RuntimeError(f"the server ({extra}) exited before serving")
+            seconds.append(time.perf_counter() - started)
+            status = Path(f"/proc/{process.pid}/status").read_text()
+            memory.append(int(status.split("VmRSS:")[1].split()[0]) / 1024)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    return {"start_seconds": statistics.median(seconds), "rss_mib": statistics.median(memory)}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=4.0, help="seconds per measurement; default 4")
     parser.add_argument("--naive-seconds", type=float, default=6.0,
                         help="seconds per naive-server measurement; default 6")
     parser.add_argument("--json", type=Path, default=REPO / "reports" / "bench_serve.json")
+    parser.add_argument("--only", action="append", metavar="TEXT",
+                        help="run only the servers whose name contains TEXT (repeatable); default: all")
     parser.add_argument("--naive-server", metavar="MODEL_DIR", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -223,12 +298,18 @@ def main(argv=None):
         for onnx_file in without_onnx.glob("*/*/model.onnx"):
             onnx_file.unlink()
         roots = {"onnx": model_dir, "savedmodel": without_onnx}
-        for i, kind in enumerate(SERVERS):
+        startup = {name: start_up(model_dir, extra) for name, extra in
+                   (("REST only", []), ("REST + --grpc-port", ["--grpc-port", str(_free_port())]))}
+        kinds = [k for k in SERVERS if not args.only or any(t in k for t in args.only)]
+        if not any(k.startswith("naive") for k in kinds):
+            kinds.append("naive (model.predict per request)")  # the ratios' reference
+        for i, kind in enumerate(kinds):
             process, port = start_server(kind, roots, Path(tmp) / f"server-{i}.log")
             try:
                 for clients in (1, 8):
                     seconds = args.naive_seconds if kind.startswith("naive") else args.seconds
-                    r = load_test(port, rows, expected, clients, seconds)
+                    target = grpc_client if "gRPC" in kind else client
+                    r = load_test(port, rows, expected, clients, seconds, target)
                     results.append({"server": kind, **r})
                     print(f"  {kind:36s} {clients} client(s): {r['requests_per_second']:8.0f} req/s", flush=True)
             finally:
@@ -244,11 +325,14 @@ def main(argv=None):
         r["ratio_to_naive"] = ratio
         print(f"{r['server']:36s} {r['clients']:7d} {r['requests_per_second']:9.0f} {r['p50_ms']:8.2f} "
               f"{r['p99_ms']:8.2f} {ratio:8.1f} {r['wrong']:6d}")
+    print(f"\n{'start-up (ONNX exports)':36s} {'seconds':>9s} {'RSS MiB':>9s}")
+    for name, r in startup.items():
+        print(f"{name:36s} {r['start_seconds']:9.2f} {r['rss_mib']:9.0f}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
         "machine": {"node": platform.node(), "cpus": os.cpu_count(), "load_average": os.getloadavg(),
                     "python": platform.python_version()},
-        "model": "digits 64-64-10 MLP", "seconds": args.seconds, "results": results,
+        "model": "digits 64-64-10 MLP", "seconds": args.seconds, "results": results, "start_up": startup,
     }, indent=2) + "\n")
     print(f"JSON: {args.json}")
     return 0 if not any(r["wrong"] for r in results) else 1

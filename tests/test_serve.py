@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -294,3 +295,15 @@ def test_a_version_that_cannot_be_loaded_is_reported_not_served(client, model_di
     status, answer = client.post("/v1/models/relu-regression:predict", {"instances": [[0.0] * 10]})
     assert status == 404 and "version 2 of 'relu-regression' cannot be loaded" in answer["error"]
     assert client.post("/v1/models/relu-regression/versions/1:predict", {"instances": [[0.0] * 10]})[0] == 200
+
+
+def test_a_cached_version_listing_sees_a_new_version_folder(client, model_dir, monkeypatch):
+    from models.serving import store
+
+    monkeypatch.setattr(store, "SETTLED_SECONDS", 0.0)  # reuse every listing at once
+    url = "/v1/models/relu-regression"
+    assert client.get(url) == (200, {"model_version_status": [available(1)]})
+    assert client.get(url) == (200, {"model_version_status": [available(1)]})  # from the cache
+    time.sleep(0.05)  # past the file system's timestamp granularity
+    shutil.copytree(model_dir / "relu-regression" / "1", model_dir / "relu-regression" / "2")
+    assert client.get(url) == (200, {"model_version_status": [available(2), available(1)]})

@@ -17,8 +17,10 @@ inputs of the signature) and `runner` (the call that runs a feed).
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +42,8 @@ HTTP_STATUS = {
 }
 """Canonical status code → HTTP status (`http_server.cc`, `ToHTTPStatusCode`)."""
 
-INIT_OP = "__saved_model_init_op"
+SETTLED_SECONDS = 1.0
+"""A model folder's listing is reused once its modification time is this old."""
 
 log = logging.getLogger("models.serve")
 
@@ -239,13 +242,31 @@ class ModelStore:
         self.labels = dict(labels or {})
         self._loaded = {}
         self._signatures = {}
+        self._versions = {}
         self._lock = threading.Lock()
 
     def versions(self, name):
-        """The versions of `name`, oldest first (`[]` for a name that cannot be a model)."""
+        """The versions of `name`, oldest first (`[]` for a name that cannot be a model).
+
+        Listed again whenever the model folder's modification time changes (a
+        version folder renamed into place changes it); a listing is reused only
+        once that time is `SETTLED_SECONDS` old, so an addition within the
+        file system's timestamp granularity of the listing is not missed.
+        """
         if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
             return []
-        return versions(self.model_dir / name)
+        root = self.model_dir / name
+        try:
+            stamp = os.stat(root).st_mtime_ns
+        except OSError:
+            return []
+        cached = self._versions.get(name)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        found = versions(root)
+        if time.time_ns() - stamp > SETTLED_SECONDS * 1e9:
+            self._versions[name] = (stamp, found)
+        return found
 
     def _not_found(self, name, request):
         known = zoo.names(self.model_dir)
