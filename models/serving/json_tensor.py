@@ -23,6 +23,8 @@ b'{"predictions":[0.2,3.0,0.333333343,NaN]}'
 from __future__ import annotations
 
 import json
+import math
+import struct
 
 import numpy as np
 
@@ -113,16 +115,45 @@ def answer(outputs, names, row_format):
     return ('{"outputs":' + body + "}").encode("utf-8")
 
 
+SMALL = 256
+"""Arrays up to this size are written value by value (NumPy's vectorized strings cost more)."""
+
+
 def _row_texts(array):
     """The JSON text of each `array[i]`."""
-    if array.dtype.kind == "f":
-        texts = float_texts(array)
-    elif array.dtype.kind in "iub":
-        texts = np.char.lower(array.astype(str)) if array.dtype.kind == "b" else array.astype(str)
-    else:
-        texts = np.array([json.dumps(v.decode("utf-8") if isinstance(v, bytes) else str(v), ensure_ascii=False)
-                          for v in array.ravel()], dtype=object).reshape(array.shape)
-    return [_nested(t) for t in texts] if texts.ndim else [str(texts)]
+    if array.dtype.kind == "f" and array.size > SMALL:
+        return [_nested(t) for t in float_texts(array)]
+    single = array.dtype == np.float32
+    return [_text(v, single) for v in (array.tolist() if array.ndim else [array.tolist()])]
+
+
+def _text(value, single):
+    if isinstance(value, list):
+        return "[" + ",".join(_text(v, single) for v in value) + "]"
+    if isinstance(value, float):
+        return float_text(value, single)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return json.dumps(value.decode("utf-8") if isinstance(value, bytes) else str(value), ensure_ascii=False)
+
+
+def float_text(value, single=True):
+    """One float as `WriteDecimal` writes it: `float_texts` for a single value."""
+    if value != value:
+        return "NaN"
+    if value in (math.inf, -math.inf):
+        return "Infinity" if value > 0 else "-Infinity"
+    text = "%g" % value
+    back = float(text)
+    try:
+        same = (struct.unpack("f", struct.pack("f", back))[0] if single else back) == value
+    except OverflowError:  # six digits rounded past float32's largest value
+        same = False
+    if not same:
+        text = ("%.9g" if single else "%.17g") % value
+    return text if "." in text or "e" in text else text + ".0"
 
 
 def _nested(texts):

@@ -18,7 +18,9 @@ holds no thread; a request that has not arrived whole `request_timeout`
 seconds after the connection opened or answered its last request is answered
 408 (or closed, if nothing came) and its connection closed. Whole requests are
 answered by a fixed pool of `workers` threads (JSON parsing, the model, the
-answer), so the thread count is bounded whatever the clients do.
+answer), so the thread count is bounded whatever the clients do; small requests
+for a loaded ONNX-run model are answered on the loop itself, which costs less
+than the hand-over to a thread.
 """
 
 from __future__ import annotations
@@ -54,6 +56,10 @@ API_PATH = re.compile(r"/v1/.*", re.IGNORECASE)
 
 INT64_MAX = (1 << 63) - 1
 MAX_HEADER_BYTES = 64 * 1024
+BACKLOG = 1024
+"""Connections the kernel queues before they are accepted (a burst beyond it waits for SYN retries)."""
+INLINE_BYTES = 16 * 1024
+"""Requests up to this size for a quick model are answered on the event loop (`Server._inline`)."""
 DRAIN_BYTES = 64 * 1024 * 1024
 """A too-large body up to this size is read and dropped before the 413, so the client sees it."""
 CORS_HEADERS = (("Access-Control-Allow-Origin", "*"), ("Access-Control-Allow-Methods", "POST, GET"),
@@ -198,7 +204,7 @@ class Server:
         self.max_body_bytes = max_body_bytes
         self.request_timeout = request_timeout
         self.enable_cors = enable_cors
-        self.socket = socket.create_server(address, backlog=1024, reuse_port=False)
+        self.socket = socket.create_server(address, backlog=BACKLOG)
         self.socket.setblocking(False)
         self.server_address = self.socket.getsockname()
         self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="rest-worker")
@@ -222,7 +228,8 @@ class Server:
     async def _serve(self):
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        server = await asyncio.start_server(self._connection, sock=self.socket, limit=MAX_HEADER_BYTES)
+        server = await asyncio.start_server(self._connection, sock=self.socket, limit=MAX_HEADER_BYTES,
+                                            backlog=BACKLOG)  # (asyncio listens again, by default 100)
         async with server:
             await self._stop.wait()
         self._loop = None
@@ -252,24 +259,24 @@ class Server:
         peer = (writer.get_extra_info("peername") or ("-",))[0]
         try:
             while True:
-                started = [None]
+                started, expired = [None], []
+                timer = self._loop.call_later(self.request_timeout, self._expire, writer, started, expired, peer)
                 try:
-                    request = await asyncio.wait_for(self._read(reader, writer, started), self.request_timeout)
-                except asyncio.TimeoutError:
-                    if started[0] is not None:  # half a request: say so before closing
-                        await self._write(writer, 408, _error(
-                            f"The request did not arrive whole within {self.request_timeout:g} s "
-                            "(the server's --request-timeout)"), True, started[0], peer, "-", "-")
-                    return
+                    request = await self._read(reader, writer, started)
                 except _Refused as refused:
-                    await self._write(writer, refused.status, _error(refused.message), True,
-                                      started[0] or time.perf_counter(), peer, "-", "-")
+                    if not expired:
+                        await self._write(writer, refused.status, _error(refused.message), True,
+                                          started[0] or time.perf_counter(), peer, "-", "-")
                     return
-                if request is None:
+                finally:
+                    timer.cancel()
+                if request is None or expired:
                     return
                 close = _wants_close(request)
                 if request.method == "OPTIONS":
                     status, body, rows = self._preflight(request)
+                elif self._inline(request):
+                    status, body, rows = self._answer(request)
                 else:
                     status, body, rows = await self._loop.run_in_executor(self._pool, self._answer, request)
                 if not await self._write(writer, status, body, close, request.started, peer,
@@ -284,6 +291,26 @@ class Server:
         finally:
             self.connections -= 1
             writer.close()
+
+    def _expire(self, writer, started, expired, peer):
+        """The request timeout: a 408 if part of a request came, then the connection is closed."""
+        expired.append(True)
+        if started[0] is not None:
+            self._send(writer, 408, _error(f"The request did not arrive whole within {self.request_timeout:g} s "
+                                           "(the server's --request-timeout)"), True, started[0], peer, "-", "-")
+        writer.close()  # the pending read ends, and `_connection` with it
+
+    def _inline(self, request):
+        """Whether to answer on the event loop: a small body for a model whose calls are quick.
+
+        Handing a request to a worker thread costs more than answering a 1-row predict of
+        a loaded, unbatched (ONNX-run) model; anything else (big bodies, batched or
+        unloaded models) goes to the workers, so the loop is never held for long.
+        """
+        if len(request.body) > INLINE_BYTES:
+            return False
+        match = (PREDICTION_PATH if request.method == "POST" else STATUS_PATH).fullmatch(request.path)
+        return bool(match and match.group(1)) and self.store.quick(urllib.parse.unquote(match.group(1)))
 
     def _preflight(self, request):
         """`OPTIONS`: `http_server.cc`'s CORS preflight check."""
@@ -377,7 +404,7 @@ class Server:
             pass
         return b"".join(parts)
 
-    async def _write(self, writer, status, body, close, started, peer, method, path, rows=None):
+    def _send(self, writer, status, body, close, started, peer, method, path, rows=None):
         phrase = http.HTTPStatus(status).phrase if status in http.HTTPStatus._value2member_map_ else ""
         head = [f"HTTP/1.1 {status} {phrase}"]
         if body:
@@ -390,6 +417,9 @@ class Server:
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
         log.info('%s "%s %s" %d %.2fms%s', peer, method, path.split("?", 1)[0], status,
                  (time.perf_counter() - started) * 1000, f" rows={rows}" if rows else "")
+
+    async def _write(self, writer, status, body, close, started, peer, method, path, rows=None):
+        self._send(writer, status, body, close, started, peer, method, path, rows)
         try:
             await writer.drain()
             return True

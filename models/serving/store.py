@@ -327,6 +327,14 @@ class ModelStore:
                          ", batching" if batch else "")
         return entry
 
+    def quick(self, name):
+        """Whether every version of `name` is loaded and called directly (not through a `Batcher`)."""
+        found = self.versions(name)
+        return bool(found) and all(
+            (entry := self._loaded.get((name, v))) is not None and not isinstance(entry[1], Batcher)
+            for v in found
+        )
+
     def preload(self):
         """Loads the newest version of every model; logs what it serves."""
         for name in zoo.names(self.model_dir):
