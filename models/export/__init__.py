@@ -6,9 +6,11 @@
 - `savedmodel`: a trained Keras model written as a SavedModel, `model.keras`
   and `metadata.json` (TensorFlow);
 - `onnx_model`: the same serving function as `model.onnx` (tf2onnx), checked
-  against TensorFlow before it is kept.
+  against TensorFlow before it is kept;
+- `tree`: a `models.lessons.tree.DecisionTree` written as a SavedModel (the
+  tree as TensorFlow ops) and `model.onnx` (`ai.onnx.ml` tree ensemble).
 
-May import: `models.export.layout` everywhere; TensorFlow, Keras and tf2onnx
-in the writers only; `models.tensorflow_internals`. Readers (`models.zoo`,
+May import: `models.export.layout` everywhere; TensorFlow, Keras, tf2onnx and
+onnx in the writers only; `models.tensorflow_internals`. Readers (`models.zoo`,
 `models.serve`) import `layout` and nothing else of this package.
 """
