@@ -140,8 +140,6 @@ def _json(answer):
 
 def status(store, name, version=None, label=None):
     """`GET /v1/models/NAME[/versions/V | /labels/L]`: `{"model_version_status": [...]}`."""
-    if version is not None and label is not None:
-        store.resolve(name, version, label)  # the both-given error
     return {"model_version_status": [
         {"version": str(v), "state": state, "status": {"error_code": code, "error_message": message}}
         for v, state, code, message in store.status(name, version)
@@ -159,8 +157,6 @@ def metadata(store, name, version=None, label=None):
 
 def predict(store, name, version, label, body):
     """`POST ...:predict`: `(answer_bytes, rows)` (`ProcessPredictRequest`, `FillPredictRequestFromJson`)."""
-    if version is not None and label is not None:
-        store.resolve(name, version, label)
     doc = json_tensor.parse(body)
     signature = doc.get("signature_name", "") or SIGNATURE
     version = store.resolve(name, version, label)
