@@ -307,3 +307,20 @@ def test_a_cached_version_listing_sees_a_new_version_folder(client, model_dir, m
     time.sleep(0.05)  # past the file system's timestamp granularity
     shutil.copytree(model_dir / "relu-regression" / "1", model_dir / "relu-regression" / "2")
     assert client.get(url) == (200, {"model_version_status": [available(2), available(1)]})
+
+
+def test_the_rest_server_answers_onnx_exports_without_importing_tensorflow(model_dir):
+    code = (
+        "import json, sys, urllib.request\n"
+        "from models import serve\n"
+        f"with serve.running({str(model_dir)!r}) as server:\n"
+        "    url = f'http://127.0.0.1:{server.server_address[1]}/v1/models/multiclass-softmax'\n"
+        "    body = json.dumps({'instances': [[5.1, 3.5, 1.4, 0.2]]}).encode()\n"
+        "    answer = json.load(urllib.request.urlopen(urllib.request.Request(url + ':predict', body)))\n"
+        "    json.load(urllib.request.urlopen(url + '/metadata'))\n"
+        "print(answer['predictions'][0]['labels'], [m for m in ('tensorflow', 'keras') if m in sys.modules])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    label = zoo.load("multiclass-softmax", model_dir=model_dir).predict(IRIS_ROWS[:1])[0]
+    assert done.stdout.split() == [label, "[]"]
