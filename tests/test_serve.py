@@ -134,7 +134,7 @@ def test_a_new_version_is_picked_up_while_running_and_versions_route(client, mod
         ("/v1/models/multiclass-softmax:predict", {"instances": [[1, 2, "3", 4]]}, 400,
          "Row 0, feature 'petal length \\(cm\\)': '3' is not a number"),
         ("/v1/models/multiclass-softmax:predict", {"inputs": {"sepal length (cm)": [1], "colour": [2]}}, 400,
-         "lacks feature\\(s\\) 'sepal width \\(cm\\)'"),
+         "lacks column\\(s\\) 'sepal width \\(cm\\)'"),
         ("/v1/models/multiclass-softmax:predict", {"inputs": {"colour": [2]}}, 400,
          "Missing named input: features in 'inputs' object"),
         ("/v1/models/multiclass-softmax:predict", {"instances": []}, 400, "No values in 'instances' array"),

@@ -187,3 +187,44 @@ def test_get_model_status_answers_like_tensorflow_serving(served):
         with pytest.raises(grpc.RpcError) as caught:
             models.GetModelStatus(request, timeout=20)
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND and caught.value.details() == message
+
+
+@pytest.fixture(scope="module")
+def table_export(tmp_path_factory):
+    """`categorical-features/1` (penguins: text columns and gaps, one named input per column)."""
+    from recipes.run import main
+
+    root = tmp_path_factory.mktemp("table") / "models"
+    assert main(["categorical-features", "--epochs", "2", "--output-dir", str(root)]) == 0
+    return root
+
+
+def test_a_table_model_answers_the_same_over_grpc_rest_and_the_zoo(table_export):
+    model = zoo.load("categorical-features", model_dir=table_export)
+    rows = [["Biscoe", 45.2, 14.8, 212.0, 5200.0, "female", 2008.0],
+            ["Dream", 39.5, 17.8, 188.0, 3300.0, None, 2007.0],
+            ["Torgersen", None, 18.1, 186.0, 3450.0, "male", 2009.0]]
+    named = [dict(zip(model.feature_names, r)) for r in rows]
+    expected = model.predict_proba(rows)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "categorical-features"
+    for i, (name, (dtype, _)) in enumerate(model.signature_inputs.items()):
+        column = [r[model.feature_names.index(name)] for r in rows]
+        values = [("" if v is None else v) for v in column] if dtype == "string" else \
+            [np.nan if v is None else v for v in column]
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(np.asarray(values, np.float32 if dtype == "float32"
+                                                                      else object)))
+    with running(table_export, grpc_port=0) as server:
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc.port}") as channel:
+            response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=20)
+        np.testing.assert_array_equal(tf.make_ndarray(response.outputs["probabilities"]), expected)
+        status, answer = Client(server.server_address[1]).post(
+            "/v1/models/categorical-features:predict", {"instances": named})
+        assert status == 200
+        np.testing.assert_array_equal(np.float32([p["probabilities"] for p in answer["predictions"]]), expected)
+        del request.inputs["island"]  # predict_util.cc:51-72: every signature input, or INVALID_ARGUMENT
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc.port}") as channel:
+            with pytest.raises(grpc.RpcError) as caught:
+                prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=20)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "Missing but required: {island}" in caught.value.details()

@@ -117,6 +117,16 @@ def fill_proto(proto, array, dtype_name):
         field.extend(array.ravel().tolist())
 
 
+def _column_rows(arrays):
+    """One rank-1 tensor per column input, as `{input: value}` rows for `zoo.Model.feed`."""
+    lengths = {len(a) if a.ndim == 1 else -1 for a in arrays.values()}
+    if len(lengths) != 1 or -1 in lengths:
+        raise invalid(f"Each column input must be rank 1, all of one length; received shapes "
+                      f"{ {k: list(a.shape) for k, a in arrays.items()} }")
+    columns = {k: [v.decode("utf-8") if isinstance(v, bytes) else v for v in a.tolist()] for k, a in arrays.items()}
+    return [dict(zip(columns, values)) for values in zip(*columns.values())]
+
+
 def _spec(spec):
     """`(name, version, label)` of a `ModelSpec`."""
     choice = spec.WhichOneof("version_choice")
@@ -189,13 +199,16 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         if len(set(aliases)) != len(aliases):
             raise invalid(f"duplicate output tensor alias: {next(a for a in aliases if aliases.count(a) > 1)}")
         model, call = self.store.get(name, version)
-        tensor = request.inputs[INPUT]
-        want = signature_def["inputs"][INPUT]["dtype"]
-        sent_dtype = DATA_TYPE.values_by_number[tensor.dtype].name if tensor.dtype in DATA_TYPE.values_by_number \
-            else str(tensor.dtype)
-        if sent_dtype != want:
-            raise invalid(f"Expects arg[0] to be {_short_dtype(want)} but {_short_dtype(sent_dtype)} is provided")
-        inputs = feed(model, to_array(tensor))
+        arrays = {}
+        for i, (key, info) in enumerate(sorted(signature_def["inputs"].items())):
+            tensor = request.inputs[key]
+            sent = DATA_TYPE.values_by_number[tensor.dtype].name if tensor.dtype in DATA_TYPE.values_by_number \
+                else str(tensor.dtype)
+            if sent != info["dtype"]:
+                raise invalid(f"Expects arg[{i}] to be {_short_dtype(info['dtype'])} but {_short_dtype(sent)} "
+                              "is provided")
+            arrays[key] = to_array(tensor)
+        inputs = feed(model, arrays[INPUT] if list(arrays) == [INPUT] else _column_rows(arrays))
         outputs = call(inputs)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = name

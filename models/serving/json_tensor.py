@@ -49,8 +49,8 @@ def parse(body):
     return doc
 
 
-def request_rows(doc, feature_names):
-    """The rows a parsed `:predict` body sends, and whether it is in row format.
+def request_rows(doc, model):
+    """The rows a parsed `:predict` body sends to `model` (a `zoo.Model`), and whether in row format.
 
     Returns:
         `(rows, row_format)`: rows for `models.serving.store.feed`.
@@ -61,31 +61,35 @@ def request_rows(doc, feature_names):
     has_instances, has_inputs = "instances" in doc, "inputs" in doc
     if has_instances and has_inputs:
         raise invalid("Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist")
+    matrix = INPUT in model.signature_inputs and INPUT not in model.feature_names  # one `features` input
     if has_instances:
         instances = doc["instances"]
         if not isinstance(instances, list):
             raise invalid("Expecting 'instances' to be an list/array")
         if not instances:
             raise invalid("No values in 'instances' array")
-        named = INPUT not in feature_names
-        return [inst[INPUT] if named and isinstance(inst, dict) and list(inst) == [INPUT] else inst
+        if not matrix:
+            return instances, True  # {input or column: value} objects, or lists of values
+        return [inst[INPUT] if isinstance(inst, dict) and list(inst) == [INPUT] else inst
                 for inst in instances], True
     if has_inputs:
-        return _columns(doc["inputs"], feature_names), False
+        return _columns(doc["inputs"], model, matrix), False
     raise invalid("Missing 'inputs' or 'instances' key")
 
 
-def _columns(inputs, feature_names):
+def _columns(inputs, model, matrix):
     if not isinstance(inputs, dict):
         return inputs
-    if INPUT in inputs and INPUT not in feature_names:
+    if matrix and INPUT in inputs:
         return inputs[INPUT]  # the signature's input; other keys are ignored, as TF Serving does
-    columns = {k: v for k, v in inputs.items() if k in feature_names}
+    known = set(model.feature_names) | set(model.signature_inputs)
+    columns = {k: v for k, v in inputs.items() if k in known}  # others are ignored, as TF Serving does
     if not columns:
-        raise invalid(f"Missing named input: {INPUT} in 'inputs' object (or send feature columns: "
-                      f"{', '.join(map(repr, feature_names[:8]))})")
+        wanted = INPUT if matrix else ", ".join(sorted(model.signature_inputs))
+        raise invalid(f"Missing named input: {wanted} in 'inputs' object (or send feature columns: "
+                      f"{', '.join(map(repr, model.feature_names[:8]))})")
     if not all(isinstance(c, list) for c in columns.values()) or len({len(c) for c in columns.values()}) != 1:
-        raise invalid("'inputs' as feature columns must be {feature_name: [values...]}, lists of one length")
+        raise invalid("'inputs' as columns must be {name: [values...]}, lists of one length")
     return [dict(zip(columns, values)) for values in zip(*columns.values())]
 
 

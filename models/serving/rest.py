@@ -166,7 +166,7 @@ def predict(store, name, version, label, body):
     if signature != SIGNATURE:
         raise invalid(f"This server runs the {SIGNATURE!r} signature only, not {signature!r}")
     model, call = store.get(name, version)
-    rows, row_format = json_tensor.request_rows(doc, model.feature_names)
+    rows, row_format = json_tensor.request_rows(doc, model)
     inputs = feed(model, rows)
     outputs = call(inputs)
     return json_tensor.answer(outputs, model.output_names, row_format), rows_of(inputs)

@@ -92,19 +92,20 @@ def parse_labels(specs, model_dir):
 
 
 def feed(model, rows):
-    """A request's rows as the checked inputs of the model's signature, `{input: array}`.
+    """A request's rows as the checked inputs of the model's signature (`zoo.Model.feed`).
 
-    Beyond `zoo.Model.features`, `NaN` and `±Infinity` are taken, as TensorFlow
-    Serving's JSON parser takes them (`util/json_tensor.cc`, `kParseNanAndInfFlag`).
+    Beyond `zoo.Model.feed`, `NaN` and `±Infinity` are taken for a `features`
+    input, as TensorFlow Serving's JSON parser takes them (`util/json_tensor.cc`,
+    `kParseNanAndInfFlag`); an export that imputes missing values reads NaN as missing.
 
     Raises:
         ServingError: `INVALID_ARGUMENT`, naming the row and value.
     """
     try:
         with np.errstate(over="ignore"):  # beyond float32's range: inf, as TF Serving reads it
-            return {INPUT: model.features(rows)}
+            return model.feed(rows)
     except ValueError as error:
-        x = _non_finite(model, rows)
+        x = _non_finite(model, rows) if INPUT in model.signature_inputs else None
         if x is None:
             raise invalid(str(error)) from None
         return {INPUT: x}
@@ -128,8 +129,8 @@ def _non_finite(model, rows):
 
 
 def runner(model):
-    """`callable(feed) -> {output: array}` running `model` on a `feed`."""
-    return lambda inputs: model.run(inputs[INPUT])
+    """`callable(feed) -> {output: array}` running `model` on a `feed` (`zoo.Model.run`)."""
+    return model.run
 
 
 def rows_of(inputs):
@@ -407,8 +408,10 @@ def _signature_of(model):
     """`serving_default` as the model's metadata describes it (a folder without `saved_model.pb`)."""
     shapes = {"probabilities": ("DT_FLOAT", [-1, len(model.class_names or ())]),
               "class_ids": ("DT_INT64", [-1]), "labels": ("DT_STRING", [-1]), "predictions": ("DT_FLOAT", [-1])}
+    dtypes = {"float32": "DT_FLOAT", "string": "DT_STRING"}
     return {
-        "inputs": {INPUT: _tensor("DT_FLOAT", [-1, len(model.feature_names)], f"{SIGNATURE}_{INPUT}:0")},
+        "inputs": {name: _tensor(dtypes[dtype], shape, f"{SIGNATURE}_{name}:0")
+                   for name, (dtype, shape) in sorted(model.signature_inputs.items())},
         "outputs": {o: _tensor(*shapes[o], f"StatefulPartitionedCall:{i}") for i, o in enumerate(model.output_names)},
         "method_name": "tensorflow/serving/predict",
         "defaults": {},
