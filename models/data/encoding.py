@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import keyword
 import re
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -151,7 +150,8 @@ class Encoding:
             values = x_train[:, j]
             present = values[~np.isnan(values)]
             if column.kind == "categorical":
-                counts = Counter(column.categories[int(v)] for v in present)
+                tally = np.bincount(present.astype(np.int64), minlength=len(column.categories))
+                counts = {column.categories[i]: int(tally[i]) for i in np.flatnonzero(tally)}
                 if len(present) < len(values):
                     counts[MISSING_CATEGORY] = len(values) - len(present)
                 vocabulary = tuple(sorted(counts, key=lambda k: (-counts[k], k)))
