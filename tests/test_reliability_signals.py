@@ -199,7 +199,17 @@ def test_a_full_disk_during_export_leaves_nothing_half_written_and_keeps_the_tra
     assert list(root.iterdir()) == []  # no version folder, no staging folder
     assert len(_checkpoint_files(out)) == 1
 
-    # once there is room: the same command exports, training nothing again
+    # room again, but a SIGTERM in the middle of the export: still nothing half-written
+    with child(args, tmp_path / "term.log") as run:
+        assert run.wait_for(lambda: list(root.glob(f"{layout.STAGING_PREFIX}*"))), run.output
+        assert run.signal(signal.SIGTERM) == 143, run.output
+    assert "Resuming from epoch 3 of 3 (training had ended" in run.output
+    assert run.output.rstrip().splitlines()[-1] == (
+        "Terminated (SIGTERM) while exporting; nothing was exported. The trained model is kept: "
+        "the same command exports it without training again."), run.output
+    assert list(root.iterdir()) == [] and len(_checkpoint_files(out)) == 1
+
+    # the same command, left alone: it exports, training nothing again
     status, output, err = cli(*args)
     assert status == 0, err
     assert "Resuming from epoch 3 of 3 (training had ended" in output and _epochs_shown(output) == []
@@ -223,6 +233,21 @@ def test_restart_after_a_failed_export_trains_afresh(tmp_path, cli):
     assert "Resuming" not in output and _epochs_shown(output) == [1, 2, 3]
     assert _whole_versions(out / "multiclass-softmax") == [1]
     assert not (out / checkpoints.RUNS).exists()
+
+
+def test_a_checkpoint_that_cannot_be_written_does_not_stop_training(tmp_path, cli):
+    out = tmp_path / "models"
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, hard))  # below the checkpoint's ~27 kB
+    try:
+        status, output, err = cli("multiclass-softmax", "--epochs", "3", "--output-dir", out)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert _epochs_shown(output) == [1, 2, 3]  # trained to the end
+    assert status == 1 and "the disk is full" in err and "then run again" in err, err
+    assert "without training again" not in err  # nothing was kept to export later
+    assert _checkpoint_files(out) == [] and _leftover_temporaries(out) == []
+    assert list((out / "multiclass-softmax").iterdir()) == []
 
 
 # 4. Damaged exports (the zoo's side) ------------------------------------------------------
