@@ -171,7 +171,8 @@ def _main(argv):
         return stop.code or 0
     except KeyboardInterrupt as stop:  # Ctrl-C, or `Terminated`: the run said how to resume
         what = getattr(stop, "what", "Interrupted")
-        print(getattr(stop, "resume", None) or f"{what}.", file=sys.stderr)
+        print(getattr(stop, "resume", None) or f"{what}. The same command resumes from the last "
+              "saved checkpoint, if any (add --restart to start afresh).", file=sys.stderr)
         return getattr(stop, "status", 130)
     except BrokenPipeError:  # `... | head` closed our output: stop quietly, as a pipe expects
         return 141
