@@ -25,7 +25,13 @@ microseconds. Otherwise it calls the SavedModel's `serving_default` signature
 directly (TensorFlow, no Keras). Both give the signature's named outputs.
 
 Every load, here and in `models.serve`, goes through `load_folder`: the one
-place that reads a version folder and decides whether it can be trusted.
+place that reads a version folder and decides whether it can be trusted. A
+damaged folder (a truncated `metadata.json`, an empty or corrupt `model.onnx`,
+no `variables/`, a `saved_model.pb` that is not one) raises `ModelLoadError`
+naming the file, never a runtime's own exception. Under `backend="auto"` a
+`model.onnx` that cannot be loaded is skipped for the SavedModel beside it, with
+a warning naming the file: `Model.backend` is then `"savedmodel"` and
+`Model.fallback` says why.
 
 Example:
 
@@ -43,6 +49,7 @@ import json
 import math
 import numbers
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -186,23 +193,39 @@ def load_folder(folder, *, backend="auto"):
     expected = OUTPUTS[metadata["task"]]
     inputs_wanted = _expected_inputs(metadata)
     has_onnx = (folder / ONNX_FILE).is_file()
+    chosen = backend
     if backend == "auto":
-        backend = "onnx" if has_onnx and _onnxruntime_installed() else "savedmodel"
-    if backend == "onnx":
+        chosen = "onnx" if has_onnx and _onnxruntime_installed() else "savedmodel"
+    fallback = None
+    if chosen == "onnx":
         if not has_onnx:
             raise ModelLoadError(
                 f"{folder} has no {ONNX_FILE} (its metadata's `onnx` field says why, if the "
                 "export tried); load it with backend='savedmodel'."
             )
-        runner = _OnnxRunner(folder / ONNX_FILE, folder, inputs_wanted, expected)
-    else:
+        try:
+            runner = _OnnxRunner(folder / ONNX_FILE, folder, inputs_wanted, expected)
+        except ModelLoadError as error:
+            if backend != "auto" or not (folder / SAVEDMODEL_FILE).is_file():
+                raise
+            onnx_error, chosen = error, "savedmodel"
+            fallback = f"{error} Running the SavedModel beside it instead."
+    if chosen == "savedmodel":
         if not (folder / SAVEDMODEL_FILE).is_file():
             raise ModelLoadError(
                 f"{folder} has no {SAVEDMODEL_FILE}: it is not a SavedModel export. "
                 "Point at a version folder written by `python -m recipes.run`."
             )
-        runner = _SavedModelRunner(folder, inputs_wanted, expected)
-    return Model(folder, metadata, runner, backend)
+        try:
+            runner = _SavedModelRunner(folder, inputs_wanted, expected)
+        except ModelLoadError as error:
+            if fallback is None:
+                raise
+            raise ModelLoadError(f"{onnx_error} The SavedModel beside it cannot be loaded "
+                                 f"either: {error}") from None
+        if fallback is not None:
+            warnings.warn(fallback, RuntimeWarning, stacklevel=2)
+    return Model(folder, metadata, runner, chosen, fallback=fallback)
 
 
 def _read_metadata(folder):
@@ -215,7 +238,8 @@ def _read_metadata(folder):
     try:
         metadata = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelLoadError(f"{path} cannot be read as JSON: {error}.") from None
+        raise ModelLoadError(f"{path} cannot be read as JSON ({error}): it is damaged or "
+                             "truncated. Re-export the model.") from None
     problem = None
     if not isinstance(metadata, dict):
         problem = "it is not a JSON object"
@@ -272,7 +296,11 @@ class _OnnxRunner:
                 str(path), options, providers=["CPUExecutionProvider"]
             )
         except Exception as error:  # ONNX Runtime raises its own exception types
-            raise ModelLoadError(f"{path} cannot be loaded by ONNX Runtime: {error}") from None
+            raise ModelLoadError(
+                f"{path} is damaged: ONNX Runtime cannot load it "
+                f"({_runtime_reason(error, path)}). Re-export the model, or load it with "
+                "backend='savedmodel'."
+            ) from None
         inputs = {i.name: ("string" if "string" in i.type else "float32", i.shape)
                   for i in self.session.get_inputs()}
         self.names = [o.name for o in self.session.get_outputs()]
@@ -290,10 +318,22 @@ class _SavedModelRunner:
         import tensorflow as tf
 
         self._tf = tf
+        variables = folder / "variables"
+        if not (variables / "variables.index").is_file():
+            raise ModelLoadError(
+                f"{variables}/ is missing or lacks variables.index: the SavedModel's weights "
+                "are gone. Re-export the model."
+            )
         try:
             loaded = tf.saved_model.load(str(folder))
         except Exception as error:  # TensorFlow raises many types for a bad SavedModel
-            raise ModelLoadError(f"{folder} cannot be loaded as a SavedModel: {error}") from None
+            text = _runtime_reason(error, folder)
+            # it reads saved_model.pb (a parse error), then the weights in variables/
+            damaged = folder / SAVEDMODEL_FILE if "parse" in str(error).lower() else variables
+            raise ModelLoadError(
+                f"{damaged} is damaged: TensorFlow cannot load the SavedModel ({text}). "
+                "Re-export the model."
+            ) from None
         if SIGNATURE not in loaded.signatures:
             raise ModelLoadError(
                 f"{folder} has no `{SIGNATURE}` signature (it has: "
@@ -314,6 +354,16 @@ class _SavedModelRunner:
         if "labels" in outputs:
             outputs["labels"] = np.array([b.decode("utf-8") for b in outputs["labels"]], dtype=object)
         return outputs
+
+
+def _runtime_reason(error, path):
+    """A runtime's load error in one short line, without the path it repeats."""
+    text = " ".join(str(getattr(error, "message", error)).split())
+    text = text.rpartition("failed:")[2] or text  # ONNX Runtime: "... Load model from P failed:WHY"
+    text = text.rpartition("': ")[2].strip().rstrip(".")  # TensorFlow: "Cannot parse file b'P': WHY"
+    if path.is_file() and path.stat().st_size == 0:
+        text = f"the file is empty, 0 bytes; {text}"
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _check_signature(folder, what, inputs, outputs, expected_inputs, expected):
@@ -349,6 +399,8 @@ class Model:
         feature_names: the input columns, in order.
         class_names: the classes (classification), else `None`.
         backend: `"onnx"` or `"savedmodel"`, the runtime in use.
+        fallback: why `backend` is `"savedmodel"` under `backend="auto"` though the
+            folder has a `model.onnx` (which could not be loaded), else `None`.
         output_names: the signature's output names, sorted.
         signature_inputs: `{input_name: (dtype, shape)}`: `{"features":
             ("float32", [-1, n])}`, or per column `("float32" | "string", [-1])`.
@@ -357,7 +409,7 @@ class Model:
             values were handled).
     """
 
-    def __init__(self, path, metadata, runner, backend):
+    def __init__(self, path, metadata, runner, backend, *, fallback=None):
         self.path = Path(path)
         self.name = self.path.parent.name if self.path.name.isdigit() else self.path.name
         self.version = int(self.path.name) if self.path.name.isdigit() else metadata.get("version")
@@ -366,6 +418,7 @@ class Model:
         self.feature_names = list(metadata["feature_names"])
         self.class_names = metadata.get("class_names") if self.task != "regression" else None
         self.backend = backend
+        self.fallback = fallback
         self.output_names = list(OUTPUTS[self.task])
         self.signature_inputs = _expected_inputs(metadata)
         self.missing_ok = "features" in metadata

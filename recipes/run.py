@@ -2,13 +2,22 @@
 
 Three layers and nothing else: parse the command line, call the recipe through
 the registry, print the result and return an exit status (0 done, 1 the run
-failed, 2 a usage error). Known errors are one paragraph on stderr; `--debug`
-shows the traceback. `--list` and `--help` never import TensorFlow.
+failed, 2 a usage error, 130 Ctrl-C, 143 SIGTERM). Known errors are one
+paragraph on stderr; `--debug` shows the traceback. `--list` and `--help`
+never import TensorFlow.
+
+Signals: SIGTERM (a scheduler's or `docker stop`'s) stops a run as Ctrl-C
+does, at the end of the epoch under way, once its checkpoint is saved
+(`models.training.checkpoints`), with one line saying how to resume. SIGXFSZ
+is ignored, so a write past a file-size limit fails with an error (a full
+disk, said as such) instead of killing the process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -76,11 +85,13 @@ def run_recipe(name, argv, out=None, verbose=True):
     config = options.parse(recipe, argv)
     config.verbose = verbose
     started = time.perf_counter()
+    from recipes.core import workflow  # NumPy and the models package, not TensorFlow
+
+    workflow.check_outputs(config)  # before TensorFlow starts: a bad folder fails at once
     if recipe.tensorflow:
         devices.import_tensorflow()
-    from recipes.core.workflow import Run
 
-    result = recipe.run(Run(config))
+    result = recipe.run(workflow.Run(config))
     result.timing.setdefault("total_seconds", time.perf_counter() - started)
     figure_paths = _save_outputs(config, result)
     out.write(report.format_result(result) + "\n")
@@ -102,8 +113,49 @@ def quiet_tensorflow_start():
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: the run stops as for Ctrl-C, with exit status 143 (128 + 15)."""
+
+    status = 128 + signal.SIGTERM
+    what = "Terminated (SIGTERM)"
+
+
+def _terminate(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # stopping already: more would cut the clean-up
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _signal_handlers():
+    """SIGTERM raises `Terminated`, SIGXFSZ is ignored; the old handlers come back after.
+
+    Set from the main thread only (Python's rule); elsewhere nothing changes.
+    """
+    wanted = {signal.SIGTERM: _terminate}
+    if hasattr(signal, "SIGXFSZ"):  # POSIX
+        wanted[signal.SIGXFSZ] = signal.SIG_IGN
+    before = {}
+    try:
+        for signum, handler in wanted.items():
+            if signal.getsignal(signum) == signal.SIG_IGN and signum == signal.SIGTERM:
+                continue  # started to ignore SIGTERM (nohup-like): keep it so
+            before[signum] = signal.signal(signum, handler)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+
+
 def main(argv=None):
     """Runs the command line; returns the exit status."""
+    with _signal_handlers():
+        return _main(argv)
+
+
+def _main(argv):
     argv = list(sys.argv[1:] if argv is None else argv)
     quiet_tensorflow_start()
     if not argv or argv[0] in ("-h", "--help"):
@@ -117,9 +169,11 @@ def main(argv=None):
         run_recipe(argv[0], argv[1:])
     except SystemExit as stop:  # argparse's --help
         return stop.code or 0
-    except KeyboardInterrupt:
-        print("Interrupted.", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:  # Ctrl-C, or `Terminated`: the run said how to resume
+        what = getattr(stop, "what", "Interrupted")
+        print(getattr(stop, "resume", None) or f"{what}. The same command resumes from the last "
+              "saved checkpoint, if any (add --restart to start afresh).", file=sys.stderr)
+        return getattr(stop, "status", 130)
     except BrokenPipeError:  # `... | head` closed our output: stop quietly, as a pipe expects
         return 141
     except (UsageError, RunError) as error:

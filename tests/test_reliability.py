@@ -271,40 +271,6 @@ def test_fit_and_checkpoint_check_their_arguments():
         layout.alive(0)
 
 
-def test_failed_export_keeps_the_trained_model_and_restart_trains_afresh(tmp_path, cli):
-    out = tmp_path / "models"
-    out.mkdir()
-    blocker = out / "multiclass-softmax"
-    blocker.write_text("a file where the model folder should be")
-    args = ["multiclass-softmax", "--epochs", "3", "--output-dir", out]
-
-    status, output, err = cli(*args)
-    assert status == 1
-    assert "Could not write the model under" in err and "without training again" in err
-    assert "Traceback" not in err and _epochs_shown(output) == [1, 2, 3]
-    assert len(_checkpoint_files(out)) == 1
-
-    blocker.unlink()
-    status, output, err = cli(*args)
-    assert status == 0, err
-    assert "Resuming from epoch 3 of 3 (training had ended" in output
-    assert _epochs_shown(output) == []  # nothing trained again
-    assert _whole_versions(out / "multiclass-softmax") == [1]
-    assert not (out / checkpoints.RUNS).exists()
-
-    # the same failure in another folder, then `--restart`: trains again from epoch 1
-    other = tmp_path / "other"
-    other.mkdir()
-    (other / "multiclass-softmax").write_text("blocked")
-    assert cli(*args[:-1], other)[0] == 1 and len(_checkpoint_files(other)) == 1
-    (other / "multiclass-softmax").unlink()
-    status, output, err = cli(*args[:-1], other, "--restart")
-    assert status == 0, err
-    assert "Resuming" not in output and _epochs_shown(output) == [1, 2, 3]
-    assert _whole_versions(other / "multiclass-softmax") == [1]
-    assert not (other / checkpoints.RUNS).exists()
-
-
 # Whole-or-nothing exports ----------------------------------------------------------------
 
 

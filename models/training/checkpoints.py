@@ -25,6 +25,17 @@ second run of the same command started while the first is alive gets
 `CheckpointBusy` (and trains without a checkpoint rather than interleave);
 the owner file of a dead process is taken over.
 
+Signals. While `fit` trains, SIGINT (Ctrl-C) and SIGTERM (what a scheduler or
+`docker stop` sends) are held back until the end of the epoch under way: the
+checkpoint then saves that epoch whatever `every` says, and the signal goes on
+to the handler that was there before (`KeyboardInterrupt` for Ctrl-C), so the
+run stops with its last finished epoch on disk. A second signal before that
+epoch ends stops the run at once (the previous save is whole on disk); one
+that comes while the file is being written waits until it is renamed into
+place. The disk's writes are whole-or-nothing either way: a kill at any
+moment leaves the previous checkpoint or the new one, never half of one.
+(Held back in the main thread only; elsewhere signals act as usual.)
+
 Example:
 
 >>> from models import training
@@ -44,6 +55,8 @@ import json
 import math
 import os
 import shutil
+import signal
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -60,6 +73,7 @@ FILE = "checkpoint.npz"
 OWNER = "owner.json"
 FORMAT = 1
 _EARLY_STOPPING = ("wait", "stopped_epoch", "best", "best_epoch")
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class CheckpointBusy(RuntimeError):
@@ -122,7 +136,12 @@ class Checkpoint(keras.callbacks.Callback):
         self._stopped = False
         self._diverged = False
         self._started = None
+        self._held = {}  # signal -> the handler it had before `on_train_begin`
+        self._caught = None  # the first held-back signal, until it is passed on
+        self._saving = False
         self.key = None
+        self.save_error = None
+        """Why the last save failed (a full disk), or `None`: training goes on without it."""
 
     @classmethod
     def open(cls, folder, *, key=None, early_stopping=None, restart=False, every=1.0):
@@ -198,6 +217,7 @@ class Checkpoint(keras.callbacks.Callback):
 
     def release(self):
         """Gives the folder up (keeping the checkpoint), e.g. when a run stops on an error."""
+        self._restore_signals()
         try:
             owner = json.loads((self.folder / OWNER).read_text(encoding="utf-8"))
             if owner.get("pid") == os.getpid():
@@ -208,6 +228,7 @@ class Checkpoint(keras.callbacks.Callback):
     # Keras callback hooks -------------------------------------------------------------
 
     def on_train_begin(self, logs=None):
+        self._hold_signals()
         self._history = self.history
         self._epoch = self.epoch
         self._stopped = bool(self.saved and self.saved["stopped"])
@@ -223,6 +244,7 @@ class Checkpoint(keras.callbacks.Callback):
                 self.early_stopping.best_weights = best if state["best_weights"] else None
 
     def on_epoch_begin(self, epoch, logs=None):
+        self._pass_on_signal()  # one held back over the last epoch's end: stop before this one
         self._started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -235,12 +257,64 @@ class Checkpoint(keras.callbacks.Callback):
             self._history.setdefault(k, []).append(float(v))
         self._epoch = epoch + 1
         self._stopped = bool(self.model.stop_training)
-        if self._stopped or time.perf_counter() - self._last_save >= self.every:
+        if (self._stopped or self._caught is not None
+                or time.perf_counter() - self._last_save >= self.every):
             self._save(done=False)
 
     def on_train_end(self, logs=None):
         if not self._diverged:
             self._save(done=True)
+        self._pass_on_signal(done=True)
+        self._restore_signals()
+
+    # Signals ---------------------------------------------------------------------------
+
+    def _hold_signals(self):
+        """Catches SIGINT and SIGTERM until the epoch under way is saved (main thread only)."""
+        if self._held or threading.current_thread() is not threading.main_thread():
+            return
+        self._caught = None
+        for signum in _SIGNALS:
+            before = signal.getsignal(signum)
+            if before in (signal.SIG_IGN, None):  # ignored (nohup), or not set from Python
+                continue
+            self._held[signum] = before
+            signal.signal(signum, self._catch)
+
+    def _catch(self, signum, frame):
+        if self._caught is None:
+            self._caught = signum  # stop at the end of this epoch, once it is saved
+        elif not self._saving:
+            self._caught = None  # a second signal: stop now (the last save is whole)
+            self._deliver(signum)
+
+    def _pass_on_signal(self, done=False):
+        """Between epochs: saves the last one and hands a held-back signal to its earlier handler.
+
+        Called when the next epoch begins (or training ends), so the other
+        callbacks have seen the epoch's end (its progress line is printed).
+        """
+        if self._caught is None:
+            return
+        if self._epoch_saved != self._epoch and not self._diverged:
+            self._save(done=done)  # the signal came after this epoch's save was skipped
+        signum, self._caught = self._caught, None
+        self._deliver(signum)
+
+    def _deliver(self, signum):
+        before = self._held.get(signum, signal.SIG_DFL)
+        self._restore_signals()
+        if callable(before):
+            before(signum, None)  # e.g. raises KeyboardInterrupt
+        elif signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        else:  # the default action: end the process, as the signal would have
+            os.kill(os.getpid(), signum)
+
+    def _restore_signals(self):
+        held, self._held = self._held, {}
+        for signum, before in held.items():
+            signal.signal(signum, before)
 
     # Files --------------------------------------------------------------------------
 
@@ -265,7 +339,15 @@ class Checkpoint(keras.callbacks.Callback):
             }
             arrays.update({f"best_{i}": np.asarray(w) for i, w in enumerate(best)})
         arrays["state"] = np.array(json.dumps(state, default=str))
-        _write_atomically(self.folder / FILE, arrays)
+        self._saving = True  # a signal now waits until the file is in place
+        try:
+            _write_atomically(self.folder / FILE, arrays)
+        except OSError as error:  # a full disk: training goes on; the export will say so
+            self.save_error = f"{self.folder / FILE} could not be written ({error})"
+            return
+        finally:
+            self._saving = False
+        self.save_error = None
         self._last_save, self._epoch_saved = time.perf_counter(), self._epoch
 
     def _read(self):
@@ -320,11 +402,15 @@ def _assign(variables, arrays, prefix):
 def _write_atomically(path, arrays):
     """Writes `arrays` as an `.npz` at `path`: temporary file, fsync, rename."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "wb") as handle:
-        np.savez(handle, **arrays)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "wb") as handle:
+            np.savez(handle, **arrays)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     layout.fsync_path(path.parent)
 
 

@@ -27,12 +27,14 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import errno
 import functools
 import io
 import json
 import math
+import os
 import shlex
-import sys
+import tempfile
 import time
 
 import numpy as np
@@ -272,10 +274,13 @@ class Run:
             if checkpoint is not None:
                 checkpoint.release()
                 if isinstance(error, KeyboardInterrupt) and checkpoint.epoch_saved:
-                    print(f"Interrupted: {checkpoint.epoch_saved} epoch(s) are saved in "
-                          f"{checkpoint.folder}; the same command resumes from there "
-                          "(add --restart to start afresh).", file=sys.stderr, flush=True)
+                    error.resume = (  # the CLI's one line (exit 130 Ctrl-C, 143 SIGTERM)
+                        f"{getattr(error, 'what', 'Interrupted')}: {checkpoint.epoch_saved} "
+                        f"epoch(s) are saved in {checkpoint.folder}; the same command resumes "
+                        "from there (add --restart to start afresh).")
             raise
+        if checkpoint is not None and checkpoint.save_error:
+            self.notes.append(f"Checkpoint not saved: {checkpoint.save_error}")
         seconds = time.perf_counter() - started
         self.train_seconds += seconds
         if checkpoint is not None:
@@ -470,7 +475,17 @@ class Run:
         export_path, export_seconds = None, 0.0
         if config.export and distribute.is_chief(config.strategy):  # one export per cluster
             export_started = time.perf_counter()
-            export_path = self._export(model, data, metrics, logs, figures)
+            try:
+                export_path = self._export(model, data, metrics, logs, figures)
+            except KeyboardInterrupt as error:  # Ctrl-C or SIGTERM: the staging folder is gone
+                if self._checkpoints:
+                    for checkpoint in self._checkpoints:
+                        checkpoint.release()
+                    error.resume = (
+                        f"{getattr(error, 'what', 'Interrupted')} while exporting; nothing was "
+                        "exported. The trained model is kept: the same command exports it "
+                        "without training again.")
+                raise
             export_seconds = time.perf_counter() - export_started
         baselines = evaluation.baselines(data.task, data.encoded_split, data.n_classes)
         headline = ["accuracy", "auc"] if data.task != "regression" else ["mae", "rmse", "r2"]
@@ -552,19 +567,26 @@ class Run:
             (folder / layout.HISTORY_FILE).write_text(history_csv(logs), encoding="utf-8")
             save_figures(figures, folder)
 
+        import tensorflow as tf
+
         try:
             return str(savedmodel.export(
                 data.for_export(model), output_dir=config.output_dir, name=config.recipe, task=data.task,
                 class_names=data.class_names, metadata=self._metadata(model, data, metrics, logs),
                 write_extra=write_extra, check_feed=data.check_feed(),
             ))
-        except OSError as error:  # a full disk, a read-only or misnamed folder
+        except (OSError, tf.errors.OpError) as error:  # TensorFlow's writes raise OpError
             for checkpoint in self._checkpoints:
                 checkpoint.release()
-            kept = bool(self._checkpoints)
+            kept = bool(self._checkpoints) and all(
+                c.save_error is None and c.epoch_saved for c in self._checkpoints)
+            where = f"{config.output_dir}/{config.recipe}"
+            full = _disk_full(error)
+            cause = (f"the disk is full ({full}); free some space there"
+                     if full else f"{_error_text(error)}")
             raise RunError(
-                f"Could not write the model under {config.output_dir}/{config.recipe}: {error}. "
-                "Nothing was exported. "
+                f"Could not write the model under {where}: {cause}. Nothing was exported (no "
+                "version folder was left). "
                 + ("The trained model is kept: once the folder can be written, the same command "
                    "exports it without training again." if kept else
                    "Free some space or pick a writable folder with `--output-dir`, then run "
@@ -612,6 +634,81 @@ class Run:
         role = "" if where["chief"] else ", not the chief: it exports and saves no figures"
         return [f"Strategy: {where['strategy']}, {where['replicas']} replica(s) on "
                 f"{where['workers']} worker(s){task}{role}"]
+
+
+_DISK_FULL = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "the disk quota is used up",
+              errno.EFBIG: "a file reached this process's size limit, `ulimit -f`"}
+"""The `errno`s of a write that found no room, in words."""
+
+
+def _disk_full(error):
+    """The words for a write that found no room on the disk, or `None` for another error.
+
+    `OSError` carries an `errno`; TensorFlow's `OpError` only the C library's message.
+    """
+    if isinstance(error, OSError):
+        return _DISK_FULL.get(error.errno)
+    text = str(error)
+    return next((words for code, words in _DISK_FULL.items() if os.strerror(code) in text), None)
+
+
+def _error_text(error):
+    """An `OSError` or a TensorFlow `OpError` in one line, with the file it names."""
+    if isinstance(error, OSError):
+        return str(error)
+    return " ".join(str(getattr(error, "message", error)).split())
+
+
+def check_outputs(config):
+    """Refuses, before anything trains, output folders that cannot be written.
+
+    The export's folder `--output-dir/NAME` (where the figures go too when there
+    is no `--report`) and the report's folder: each, or the nearest part of its
+    path that exists, must be a folder that takes a new file (tried: a temporary
+    file is made and removed, so read-only mounts, permissions and ACLs all
+    count). Nothing is created.
+
+    Args:
+        config: the run's `recipes.core.options.RunConfig`.
+
+    Raises:
+        RunError: a folder cannot be written; the message names it and the fix.
+    """
+    from pathlib import Path
+
+    try:
+        chief = distribute.is_chief(config.strategy)
+    except distribute.DistributeError:
+        chief = True  # the run reports the bad TF_CONFIG itself, in its own words
+    folders = []
+    if chief and (config.export or not config.report):
+        folders.append((Path(config.output_dir) / config.recipe, "--output-dir DIR"))
+    if config.report:
+        folders.append((Path(config.report).parent, "--report FILE"))
+    for folder, option in folders:
+        problem = _unwritable(folder)
+        if problem:
+            cause, fix = problem
+            raise RunError(
+                f"The output folder {folder} cannot be written: {cause}. To fix it, {fix}, or "
+                f"pick another folder with `{option}`. Nothing was trained or exported."
+            )
+
+
+def _unwritable(folder):
+    """`(cause, fix)` when `folder` (there or still to be made) cannot take new files; else `None`."""
+    existing = next(p for p in (folder, *folder.parents) if p.exists() or p.is_symlink())
+    if not existing.is_dir():
+        what = "a file" if existing.is_file() else "not a folder"
+        return f"{existing} is {what} where a folder should be", "move or delete it"
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".write-check-", dir=existing)
+    except OSError as error:
+        return (f"{existing} does not take new files ({error.strerror})",
+                f"make it writable (`chmod u+w {existing}`, or remount it read-write)")
+    os.close(handle)
+    os.unlink(probe)
+    return None
 
 
 def _keep_features(dataset, names):
