@@ -19,6 +19,9 @@ the phases add up to the run):
 - `figures`: drawing (`recipes.core.plots`) and saving (`save_figures`);
 - `export: SavedModel`, `export: ONNX` (conversion and check), `export: other`
   (`model.keras`, the metadata, the version folder);
+A lesson that exports nothing (no `--no-export` option) runs in the first
+mode only.
+
 - `build + lesson code`: everything else in the run: the model's layers and
   `compile`, and a lesson's own code (its GradientTape demonstrations, ...).
 
@@ -48,6 +51,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 PHASES = ["data", "build + lesson code", "fit set-up", "trace", "epochs", "checkpoint saves",
           "evaluation", "figures", "export: SavedModel", "export: ONNX", "export: other"]
@@ -158,8 +162,12 @@ def child(recipe, mode, folder):
     install(clock)
     from recipes.run import run_recipe
 
+    from recipes.core import registry
+
     report = Path(folder) / "report.json"
-    argv = ["--output-dir", str(Path(folder) / "out"), "--report", str(report), *MODES[mode]]
+    exports = "no_export" in registry.get(recipe).options
+    argv = ["--output-dir", str(Path(folder) / "out"), "--report", str(report),
+            *(MODES[mode] if exports else [])]
     clock.enter("build + lesson code")
     started = time.perf_counter()
     result = run_recipe(recipe, argv, out=io.StringIO())
@@ -226,16 +234,19 @@ def main(argv=None):
     if unknown:
         parser.error(f"unknown mode: {', '.join(unknown)} (choose from {', '.join(MODES)})")
     samples = {mode: {name: [] for name in names} for mode in modes}
+    exports = {name: "no_export" in registry.get(name).options for name in names}
     for repeat in range(args.repeats):
         for name in names:
-            for mode in modes:  # alternating, so that both modes share the machine's load
+            # alternating, so that both modes share the machine's load; a lesson that
+            # exports nothing runs once, in the first mode
+            for mode in (modes if exports[name] else modes[:1]):
                 sample = run_child(name, mode)
                 samples[mode][name].append(sample)
                 print(f"  {name} ({mode}) {repeat + 1}/{args.repeats}: "
                       f"{sample['timing']['total_seconds']:.2f} s (load {os.getloadavg()[0]:.1f})",
                       flush=True)
     out = {"cpus": os.cpu_count(), "repeats": args.repeats,
-           "profile": {mode: {name: summarize(s) for name, s in rows.items()}
+           "profile": {mode: {name: summarize(s) for name, s in rows.items() if s}
                        for mode, rows in samples.items()}}
     for mode, rows in out["profile"].items():
         print_table(mode, rows)

@@ -11,8 +11,10 @@ it, whole. It saves at the end of every epoch that ends at least `every`
 seconds (1 s) after the last save, and always when training ends: an epoch
 of a second or more is always saved, while a run of many quick epochs is not
 slowed by a disk write (about 15 ms with its fsync) per few-millisecond epoch
-and loses at most about a second of work. The per-epoch shuffle needs no saved state:
-`fit(initial_epoch=N)` replays the seeded generator's first N permutations, so
+and loses at most about a second of work. A save at an epoch's end is written
+in the background (`models.training.background`) while the next epoch trains
+(its values are copied first); the one when training ends is on disk before
+`fit` returns. The per-epoch shuffle needs no saved state: `fit(initial_epoch=N)` replays the seeded generator's first N permutations, so
 a resumed run sees the same batches as an uninterrupted one and, on a CPU,
 ends with the same weights.
 
@@ -52,6 +54,7 @@ import keras
 import numpy as np
 
 from models.export import layout
+from models.training.background import Serial
 
 RUNS = ".runs"
 """The folder under the export root that holds one folder per unfinished run."""
@@ -122,6 +125,7 @@ class Checkpoint(keras.callbacks.Callback):
         self._stopped = False
         self._diverged = False
         self._started = None
+        self._writes = Serial()  # the file writes, one at a time, off the epoch loop
         self.key = None
 
     @classmethod
@@ -162,6 +166,7 @@ class Checkpoint(keras.callbacks.Callback):
     @property
     def epoch_saved(self):
         """The epochs whose end is saved on disk, this process's included."""
+        self._settle()
         return self._epoch_saved
 
     @property
@@ -190,6 +195,7 @@ class Checkpoint(keras.callbacks.Callback):
 
     def remove(self):
         """Deletes the run folder: the run is complete (or failed for good)."""
+        self._settle()
         shutil.rmtree(self.folder, ignore_errors=True)
         try:
             self.folder.parent.rmdir()  # `.runs` itself, when no other run is open
@@ -198,6 +204,7 @@ class Checkpoint(keras.callbacks.Callback):
 
     def release(self):
         """Gives the folder up (keeping the checkpoint), e.g. when a run stops on an error."""
+        self._settle()
         try:
             owner = json.loads((self.folder / OWNER).read_text(encoding="utf-8"))
             if owner.get("pid") == os.getpid():
@@ -241,15 +248,17 @@ class Checkpoint(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if not self._diverged:
             self._save(done=True)
+        self._writes.wait()  # the last save is on disk (or its error raised) when fit returns
 
     # Files --------------------------------------------------------------------------
 
     def _save(self, done):
+        """Snapshots the state now (copies: training goes on) and writes it in the background."""
         arrays = {}
         for i, v in enumerate(self.model.variables):
-            arrays[f"model_{i}"] = np.asarray(v)
+            arrays[f"model_{i}"] = np.asarray(v).copy()
         for i, v in enumerate(self.model.optimizer.variables):
-            arrays[f"optimizer_{i}"] = np.asarray(v)
+            arrays[f"optimizer_{i}"] = np.asarray(v).copy()
         state = {
             "format": FORMAT, "epoch": self._epoch, "done": done, "stopped": self._stopped,
             "history": self._history, "key": self.key,
@@ -263,10 +272,21 @@ class Checkpoint(keras.callbacks.Callback):
                 **{name: _plain(getattr(stopper, name)) for name in _EARLY_STOPPING},
                 "best_weights": len(best),
             }
-            arrays.update({f"best_{i}": np.asarray(w) for i, w in enumerate(best)})
+            arrays.update({f"best_{i}": np.asarray(w).copy() for i, w in enumerate(best)})
         arrays["state"] = np.array(json.dumps(state, default=str))
+        self._writes.submit(self._write, arrays, self._epoch)
+        self._last_save = time.perf_counter()
+
+    def _write(self, arrays, epoch):
         _write_atomically(self.folder / FILE, arrays)
-        self._last_save, self._epoch_saved = time.perf_counter(), self._epoch
+        self._epoch_saved = epoch
+
+    def _settle(self):
+        """Waits for a write in progress; one that failed leaves `epoch_saved` as it was."""
+        try:
+            self._writes.wait()
+        except Exception:  # noqa: BLE001  the earlier save stays the one on disk
+            pass
 
     def _read(self):
         path = self.folder / FILE
