@@ -14,9 +14,10 @@ slowed by a disk write (about 15 ms with its fsync) per few-millisecond epoch
 and loses at most about a second of work. A save at an epoch's end is written
 in the background (`models.training.background`) while the next epoch trains
 (its values are copied first); the one when training ends is on disk before
-`fit` returns. The per-epoch shuffle needs no saved state: `fit(initial_epoch=N)` replays the seeded generator's first N permutations, so
-a resumed run sees the same batches as an uninterrupted one and, on a CPU,
-ends with the same weights.
+`fit` returns. The per-epoch shuffle needs no saved state:
+`fit(initial_epoch=N)` replays the seeded generator's first N permutations,
+so a resumed run sees the same batches as an uninterrupted one and, on a
+CPU, ends with the same weights.
 
 Where: `OUTPUT_DIR/.runs/NAME-KEY/` (`folder_for`), KEY a hash of everything
 that shapes the training (recipe, model, the data's sha256, the options). The
