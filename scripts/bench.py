@@ -3,7 +3,7 @@
 1. **Training**. The reference job, a 64-64 ReLU MLP trained for 50
    epochs with batch 32 and Adam (learning rate 0.001), on the digits, breast
    cancer and iris data (scikit-learn's bundled sets, the package's seeded
-   train / validation / test split), six ways, interleaved within each
+   train / validation / test split), eight ways, interleaved within each
    repeat so that they share the machine's load:
 
    - `ours`: `models.training.fit`, the package's path (whole epoch in one
