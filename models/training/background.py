@@ -17,6 +17,11 @@ Example:
 >>> jobs.wait()
 >>> done
 [1]
+>>> jobs.submit(int, "x")  # its error comes back at the next wait or submit
+>>> jobs.wait()
+Traceback (most recent call last):
+    ...
+ValueError: invalid literal for int() with base 10: 'x'
 """
 
 from __future__ import annotations
