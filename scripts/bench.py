@@ -506,7 +506,9 @@ PHASES = [
     ("model (build + compile)", "models.data.prepared", ("PreparedData.with_preprocessing",)),
     ("model (build + compile)", "keras", ("Model.compile",)),
     ("training (fit)", "models.training.loop", ("fit",)),
-    ("  checkpoint writes", "models.training.checkpoints", ("Checkpoint._save",)),
+    # the snapshot at the epoch's end, and the file write on the background thread
+    ("  checkpoint saves", "models.training.checkpoints", ("Checkpoint._save",
+                                                           "Checkpoint._write")),
     ("test metrics", "models.training.loop", ("predict",)),
     ("test metrics", "models.training.evaluation", ("metrics",)),
     ("export (all)", "models.export.savedmodel", ("export",)),

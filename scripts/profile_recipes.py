@@ -13,7 +13,9 @@ the phases add up to the run):
 - `trace`: tracing the epoch function (`models.training.loop.tracing`);
 - `epochs`: the epoch loop (`models.training.loop.run_epochs`): the epochs'
   calls (the first one's graph set-up included) and the callbacks;
-- `checkpoint saves`: `Checkpoint._save` (inside the epoch loop);
+- `checkpoint saves`: `Checkpoint._save` (inside the epoch loop): the snapshot,
+  and waiting for the previous write (the file is written on a background
+  thread, not timed here);
 - `evaluation`: `Run.evaluate`, `models.training.loop.predict`, the test
   metrics and the baselines;
 - `figures`: drawing (`recipes.core.plots`) and saving (`save_figures`);
