@@ -83,6 +83,7 @@ print("WEIGHTS", data.fingerprint(*model.get_weights()))
 """
 
 
+@pytest.mark.slow  # 18 s of subprocesses; the thread setting's speed-up is the benchmark's to show
 def test_one_intra_op_thread_gives_the_same_numbers():
     """The CLI's `TF_NUM_INTRAOP_THREADS=1` changes the speed, not the training."""
     prints = []
@@ -235,6 +236,7 @@ print("LOSSES", history.history["loss"])
 """
 
 
+@pytest.mark.slow  # 9 s; which executor a step gets is a speed property, measured by scripts/bench.py
 def test_a_conditional_in_the_step_keeps_the_default_executor():
     """The single-threaded executor hangs on an `If` inside the loop: such a step must not get it.
 
