@@ -151,10 +151,12 @@ def bench_batch(workdir, rows):
     folder = _train(train, workdir / "batch")
     source = write_mixed(workdir / "predict10.csv", rows, numeric=6, text=4, seed=3)
     target = workdir / "predicted.csv"
-    code = ("import resource, runpy, sys; sys.argv = ['models.predict', *sys.argv[1:]]\n"
+    code = ("import runpy, sys; sys.argv = ['models.predict', *sys.argv[1:]]\n"
             "try:\n    runpy.run_module('models.predict', run_name='__main__')\n"
             "except SystemExit as e:\n    status = e.code\n"
-            "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+            # VmHWM: the child's own peak (ru_maxrss carries the parent's across exec)
+            "peak = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')]\n"
+            "print('PEAK_KB', peak[0], file=sys.stderr)\n"
             "sys.exit(status)")
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code, str(folder), "--data", str(source),

@@ -292,11 +292,12 @@ def test_input_names_are_valid_distinct_and_not_keywords():
     assert names == ["a_b", "a_b_2", "a_b_3", "c1st", "def_", "features_2", "column"]
 
 
-_PEAK = ("import resource, runpy, sys\nsys.argv = ['models.predict', *sys.argv[1:]]\n"
+# The child's own peak: VmHWM (ru_maxrss would carry the parent's across exec).
+_PEAK = ("import runpy, sys\nsys.argv = ['models.predict', *sys.argv[1:]]\n"
          "try:\n    runpy.run_module('models.predict', run_name='__main__')\n"
          "except SystemExit as exit:\n    code = exit.code\n"
-         "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
-         "sys.exit(code)")
+         "peak = [line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM')]\n"
+         "print('PEAK_KB', peak[0], file=sys.stderr)\nsys.exit(code)")
 
 
 def _passenger_rows(path, rows, seed):
@@ -332,7 +333,10 @@ def test_batch_prediction_of_a_million_rows_runs_in_bounded_memory(exports, tmp_
     source = _passenger_rows(tmp_path / "big.csv", 1_000_000, 2)
     target = tmp_path / "big_out.csv"
     big = _predict_peak(exports / "models", source, target)
-    assert big < small * 1.25 + 50, (small, big)  # ten times the rows, about the same memory
+    # Ten times the rows, a little more memory (255 -> 367 MB measured; 452 MB at 3,000,000
+    # rows): the rows are not held, which would add several hundred MB per million rows.
+    assert big < small * 1.6, (small, big)
+    assert big < 800, big  # MB: the model, ONNX Runtime, Arrow and a few blocks, not the file
     import pyarrow as pa
     from pyarrow import csv as pacsv
 
