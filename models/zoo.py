@@ -520,14 +520,14 @@ class Model:
                     return x
             return self.features(rows.tolist())
         rows = self._row_list(rows)
-        try:
-            x = np.array(rows, dtype=np.float64 if self.missing_ok else None)
-        except (ValueError, TypeError):  # rows of different lengths, or text
+        try:  # all numbers: one conversion (None or text make an object array: checked below)
+            x = np.array(rows)
+        except ValueError:  # rows of different lengths
             x = None
         if x is not None and x.dtype.kind in "biuf" and x.ndim == 2 and x.shape[1] == width:
             with np.errstate(over="ignore"):
                 x = x.astype(np.float32)
-            if self._acceptable(x) and (not self.missing_ok or _no_text(rows)):
+            if self._acceptable(x):
                 return x
         return self._checked(rows)
 
@@ -692,11 +692,6 @@ def _looks_numeric(text):
 
 def _is_dataframe(rows):
     return hasattr(rows, "columns") and hasattr(rows, "iloc") and hasattr(rows, "to_numpy")
-
-
-def _no_text(rows):
-    """Whether no cell of the rows is a `str` (NumPy would read "3" as 3.0)."""
-    return not any(isinstance(v, str) for row in rows for v in row)
 
 
 def _as_float_column(model, name, values):

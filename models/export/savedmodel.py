@@ -113,8 +113,7 @@ def export(model, *, output_dir, name, task, class_names=None, metadata=None, wr
     import tensorflow as tf
 
     def write(folder):
-        serve = serving_function(model, task, class_names)
-        write_savedmodel(model, folder, task, class_names, serve=serve)
+        write_savedmodel(model, folder, task, class_names)
         model.save(folder / layout.KERAS_FILE)
         meta["onnx"] = onnx_model.write(folder, check_feed)
         if write_extra is not None:

@@ -437,10 +437,7 @@ class Run:
 
     def evaluate(self, model, data):
         """Test metrics of `model` (accuracy, AUC, …; MAE, RMSE, R² in the target's units)."""
-        from models.training import loop
-
-        outputs = loop.predict(data.for_export(model), data.export_feed(data.split.x_test))
-        return evaluation.metrics(data.task, data.split.y_test, outputs, data.n_classes)
+        return _test_metrics(data.for_export(model), data)
 
     def finish(self, model, data, history, *, details=None, tables=(), figures=None,
                messages=()):
@@ -469,14 +466,15 @@ class Run:
 
         config, split = self.config, data.split
         logs = history.history
-        metrics = self.evaluate(model, data)
+        exported = data.for_export(model)  # scored, then exported: built once
+        metrics = _test_metrics(exported, data)
         figures = {"history.png": plots.history(logs, f"{config.recipe}: training"),
                    **(figures or {})}
         export_path, export_seconds = None, 0.0
         if config.export and distribute.is_chief(config.strategy):  # one export per cluster
             export_started = time.perf_counter()
             try:
-                export_path = self._export(model, data, metrics, logs, figures)
+                export_path = self._export(model, exported, data, metrics, logs, figures)
             except KeyboardInterrupt as error:  # Ctrl-C or SIGTERM: the staging folder is gone
                 if self._checkpoints:
                     for checkpoint in self._checkpoints:
@@ -560,7 +558,7 @@ class Run:
         return (f"Data: {data.dataset.description} ({len(split.y_train)} train / "
                 f"{len(split.y_val)} validation / {len(split.y_test)} test rows)")
 
-    def _export(self, model, data, metrics, logs, figures):
+    def _export(self, model, exported, data, metrics, logs, figures):
         config = self.config
 
         def write_extra(folder):
@@ -571,7 +569,7 @@ class Run:
 
         try:
             return str(savedmodel.export(
-                data.for_export(model), output_dir=config.output_dir, name=config.recipe, task=data.task,
+                exported, output_dir=config.output_dir, name=config.recipe, task=data.task,
                 class_names=data.class_names, metadata=self._metadata(model, data, metrics, logs),
                 write_extra=write_extra, check_feed=data.check_feed(),
             ))
@@ -718,6 +716,14 @@ def _keep_features(dataset, names):
     return dataclasses.replace(
         dataset, x=x, feature_names=list(names), sha256=bundled.fingerprint(x, dataset.y),
         description=f"{dataset.description}; features kept: {', '.join(names)}")
+
+
+def _test_metrics(exported, data):
+    """Test metrics of an exported model (`data.for_export(...)`) on the raw test rows."""
+    from models.training import loop
+
+    outputs = loop.predict(exported, data.export_feed(data.split.x_test))
+    return evaluation.metrics(data.task, data.split.y_test, outputs, data.n_classes)
 
 
 def _check_finite(dataset):
