@@ -2,13 +2,15 @@
 
 The SavedModel stays the serving format; the ONNX file is there for fast
 in-process prediction (`models.zoo` runs it with ONNX Runtime) and for apps
-that should not import TensorFlow at all. It is converted from the SavedModel
-just written, with tf2onnx's SavedModel loader (what `python -m tf2onnx.convert
---saved-model` runs), so it has the same inputs (`features`, or one per
-column) and the same named outputs (`probabilities`, `class_ids`, `labels`, or
-`predictions`). The loader freezes the variables and reads the initialized
-string tables of `StringLookup` layers, which become `ai.onnx.ml`
-`CategoryMapper` nodes.
+that should not import TensorFlow at all. It is converted from the very
+function and state the SavedModel was just written from (no second trace, no
+reload), the way tf2onnx's SavedModel loader (what `python -m tf2onnx.convert
+--saved-model` runs) converts a signature: the variables frozen into
+constants, the initialized string tables of `StringLookup` layers read, which
+become `ai.onnx.ml` `CategoryMapper` nodes. So it has the same inputs
+(`features`, or one per column) and the same named outputs (`probabilities`,
+`class_ids`, `labels`, or `predictions`). `write(folder)` alone loads the
+SavedModel in `folder` and converts that.
 
 tf2onnx can exit cleanly and still write a model that does not run, or does
 not agree: each conversion is checked at once. ONNX Runtime runs the file on
@@ -37,11 +39,13 @@ RTOL, ATOL = 1e-4, 1e-5
 """Tolerances of the check made at export time, on float outputs."""
 
 
-def convert(folder):
-    """Converts the SavedModel in `folder` to an ONNX model with the same names.
+def convert(servable):
+    """Converts a serving function and the state it reads to an ONNX model with the same names.
 
     Args:
-        folder: a SavedModel folder with a `serving_default` signature.
+        servable: a trackable with the `serving_default` concrete function as
+            `.signature` (`models.export.savedmodel.servable`, as written), or
+            a loaded SavedModel (`tf.saved_model.load`).
 
     Returns:
         The `onnx.ModelProto`: inputs and outputs named as the signature's.
@@ -49,14 +53,23 @@ def convert(folder):
     Raises:
         Exception: whatever tf2onnx raises for a graph it cannot convert.
     """
+    import tensorflow as tf
     from tf2onnx import convert as tf2onnx_convert
     from tf2onnx import tf_loader
 
+    function = signature_function(servable)
+    # What tf2onnx's SavedModel loader does with a signature's function: the
+    # graph's own inputs and outputs, renamed to the signature's names.
+    specs = tf.nest.flatten(function.structured_input_signature)
+    placeholders = function.inputs[:len(specs)]  # the captured state's come after them
+    renames = {t.name: spec.name for t, spec in zip(placeholders, specs)}
+    outputs = [t.name for t in function.outputs]
+    renames.update(zip(outputs, sorted(function.structured_outputs)))
+    inputs = [t.name for t in placeholders]
     with _Captured("tf2onnx") as problems, _Captured("tensorflow"):
-        graph_def, inputs, outputs, tables, renames = tf_loader.from_saved_model(
-            str(folder), None, None, tag="serve", signatures=[SIGNATURE],
-            return_initialized_tables=True, return_tensors_to_rename=True,
-        )
+        # Freezes the variables and reads the tables' contents, as
+        # `tf_loader.from_saved_model` does for a loaded SavedModel.
+        graph_def, tables = tf_loader.from_trackable(servable, function, inputs, outputs, False)
         # `_convert_common` is the step the tf2onnx command line and `from_function`
         # share; it is the public way's only door for the tables read above.
         proto, _ = tf2onnx_convert._convert_common(
@@ -107,18 +120,43 @@ def random_feed(specs, seed=0):
     return feed
 
 
-def check(path, signature, feed):
-    """Runs the ONNX file and the SavedModel `signature` on `feed`; returns the largest difference.
+def signature_function(servable):
+    """The `serving_default` concrete function of a `servable` or of a loaded SavedModel."""
+    return getattr(servable, "signature", None) or servable.signatures[SIGNATURE]
+
+
+def outputs(function, feed):
+    """`function`'s outputs on `feed` (`{input name: array}`), as NumPy arrays.
+
+    `function` is a SavedModel signature's (inputs by keyword) or the traced
+    one a `servable` holds (one argument: the matrix, or a dict of columns).
+    """
+    import tensorflow as tf
+
+    tensors = {k: tf.constant(v.tolist() if v.dtype == object else v) for k, v in feed.items()}
+    args, _ = function.structured_input_signature
+    if args:
+        (spec,) = args
+        result = function(tensors if isinstance(spec, dict) else tensors[spec.name])
+    else:
+        result = function(**tensors)
+    return {k: v.numpy() for k, v in result.items()}
+
+
+def check(path, expected, feed):
+    """Runs the ONNX file on `feed` and compares with `expected`; returns the largest difference.
+
+    Args:
+        path: the ONNX file.
+        expected: the SavedModel signature's outputs on `feed` (`outputs`).
+        feed: `{input_name: array}`.
 
     Raises:
         ValueError: a float output differs by more than the tolerances, or the
             names or the other outputs differ.
     """
     import onnxruntime
-    import tensorflow as tf
 
-    expected = {k: v.numpy() for k, v in signature(**{
-        k: tf.constant(v.tolist() if v.dtype == object else v) for k, v in feed.items()}).items()}
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     if sorted(names) != sorted(expected):
@@ -139,8 +177,8 @@ def check(path, signature, feed):
     return largest
 
 
-def write(folder, check_feed=None):
-    """Writes `folder/model.onnx` from the SavedModel in `folder`; returns the `metadata.json` record.
+def write(folder, check_feed=None, *, servable=None):
+    """Writes `folder/model.onnx` beside the SavedModel in `folder`; returns the `metadata.json` record.
 
     Never raises for a model that cannot be converted: the export goes on
     without the file, and the record's `error` says why.
@@ -150,6 +188,10 @@ def write(folder, check_feed=None):
         check_feed: `{input_name: array}` (or the `features` matrix) the ONNX
             file must answer as the SavedModel does. Defaults to `None`:
             `random_feed` of the signature.
+        servable: what the SavedModel was written from
+            (`models.export.savedmodel.write_savedmodel`'s return value): its
+            function is converted as it is, in memory. Defaults to `None`:
+            the SavedModel in `folder` is loaded and converted.
 
     Returns:
         `{"file": "model.onnx", "opset", "tf2onnx_version", "onnxruntime_version",
@@ -162,16 +204,19 @@ def write(folder, check_feed=None):
         import tensorflow as tf
         import tf2onnx
 
-        signature = tf.saved_model.load(str(folder)).signatures[SIGNATURE]
-        specs = {name: (spec.dtype.name, spec.shape.as_list())
-                 for name, spec in signature.structured_input_signature[1].items()}
+        if servable is None:
+            servable = tf.saved_model.load(str(folder))
+        function = signature_function(servable)
+        specs = {spec.name: (spec.dtype.name, spec.shape.as_list())
+                 for spec in tf.nest.flatten(function.structured_input_signature)}
         if check_feed is None:
             check_feed = random_feed(specs)
         elif not isinstance(check_feed, dict):
             check_feed = {INPUT: check_feed}
-        proto = convert(folder)
+        expected = outputs(function, check_feed)  # first: tf2onnx's freezing leaves the
+        proto = convert(servable)                 # function's table captures unusable
         target.write_bytes(proto.SerializeToString())
-        largest = check(target, signature, check_feed)
+        largest = check(target, expected, check_feed)
         return {
             "file": FILENAME, "opset": OPSET, "tf2onnx_version": tf2onnx.__version__,
             "onnxruntime_version": onnxruntime.__version__, "max_abs_diff": largest,
