@@ -7,14 +7,17 @@ A recipe returns a `Result`; the CLI prints it as readable tables and, with
 
 Lesson recipes put their numbers under `details` (each recipe's docstring names
 the keys). Figures are matplotlib figures keyed by file name; `save_figures`
-writes them as PNG. Standard library only at import time.
+writes them as PNG, each rendered once however many folders it goes to (the
+export's and the report's). Standard library only at import time.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,14 +135,38 @@ def write_json(result, path):
     """Writes the report to `path` whole: to a temporary file first, then renamed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    _write_whole(path, (json.dumps(result.to_dict(), indent=2) + "\n").encode("utf-8"))
     return path
 
 
+def _write_whole(path, data):
+    """Writes `data` to a temporary file beside `path`, then renames it into place."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+_rendered = weakref.WeakKeyDictionary()
+"""Figure -> its PNG bytes, for a figure saved to a second folder."""
+
+
+def png(figure):
+    """`figure` as PNG bytes (100 dpi, cropped to its contents), rendered on the first call only."""
+    data = _rendered.get(figure)
+    if data is None:
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+        data = _rendered[figure] = buffer.getvalue()
+    return data
+
+
 def save_figures(figures, directory, prefix=""):
-    """Saves `{"name.png": Figure}` as PNG files in `directory`; returns their paths."""
+    """Saves `{"name.png": Figure}` as PNG files in `directory`; returns their paths.
+
+    A figure saved before (beside the export, say) is not drawn again: its
+    PNG bytes are kept (`png`). Each file is written whole (a temporary
+    file, renamed); each figure is closed in pyplot once saved.
+    """
     if not figures:
         return []
     import matplotlib.pyplot as plt
@@ -149,7 +176,7 @@ def save_figures(figures, directory, prefix=""):
     paths = []
     for name, figure in figures.items():
         path = directory / f"{prefix}{name}"
-        figure.savefig(path, dpi=100, bbox_inches="tight")
+        _write_whole(path, png(figure))
         paths.append(path)
     for figure in figures.values():
         plt.close(figure)
