@@ -27,11 +27,16 @@ mode only.
   `compile`, and a lesson's own code (its GradientTape demonstrations, ...).
 
 Timings on a shared machine are noisy: with `--repeats N` each recipe runs N
-times, the modes alternating, and the table shows medians. Run by hand:
+times, the modes alternating, and the table shows medians. `--clock cpu`
+gives each phase the CPU seconds the process spent in it (all its threads,
+`time.process_time`) instead of wall seconds: on a machine others load too,
+that is what stays put when comparing two versions of the code (the first
+column is then the CPU seconds of the whole run). Run by hand:
 
     python scripts/profile_recipes.py                      # every recipe, both modes
     python scripts/profile_recipes.py --recipes dropout,optimizers --repeats 3
     python scripts/profile_recipes.py --modes export --json reports/profile.json
+    python scripts/profile_recipes.py --recipes binary-sigmoid --clock cpu --repeats 3
 
 It prints a table per mode and writes JSON (default `reports/profile.json`).
 """
@@ -82,19 +87,20 @@ MODES = {"no-export": ["--no-export"], "export": []}
 class Clock:
     """Exclusive seconds per phase: time goes to the innermost phase open at the moment."""
 
-    def __init__(self):
+    def __init__(self, timer=time.perf_counter):
+        self.timer = timer
         self.seconds = dict.fromkeys(PHASES, 0.0)
         self._stack = []  # [phase, started]
 
     def enter(self, phase):
-        now = time.perf_counter()
+        now = self.timer()
         if self._stack:
             outer = self._stack[-1]
             self.seconds[outer[0]] += now - outer[1]
         self._stack.append([phase, now])
 
     def leave(self):
-        now = time.perf_counter()
+        now = self.timer()
         phase, started = self._stack.pop()
         self.seconds[phase] += now - started
         if self._stack:
@@ -159,7 +165,8 @@ def child(recipe, mode, folder):
     from models.training import devices
 
     devices.import_tensorflow()  # left out, as the report's total leaves it out
-    clock = Clock()
+    timer = time.process_time if os.environ.get("PROFILE_CLOCK") == "cpu" else time.perf_counter
+    clock = Clock(timer)
     install(clock)
     from recipes.run import run_recipe
 
@@ -170,20 +177,20 @@ def child(recipe, mode, folder):
     argv = ["--output-dir", str(Path(folder) / "out"), "--report", str(report),
             *(MODES[mode] if exports else [])]
     clock.enter("build + lesson code")
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     result = run_recipe(recipe, argv, out=io.StringIO())
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     clock.leave()
-    print(json.dumps({"phases": clock.seconds, "wall_seconds": wall, "timing": result.timing,
-                      "metrics": result.metrics}))
+    print(json.dumps({"phases": clock.seconds, "wall_seconds": wall, "cpu_seconds": cpu,
+                      "timing": result.timing, "metrics": result.metrics}))
 
 
-def run_child(recipe, mode):
+def run_child(recipe, mode, clock="wall"):
     with tempfile.TemporaryDirectory() as tmp:
         done = subprocess.run(
             [sys.executable, __file__, "--child", recipe, mode, tmp], cwd=REPO,
             capture_output=True, text=True,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PROFILE_CLOCK": clock,
                  "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO),
                                                              os.environ.get("PYTHONPATH")]))})
     if done.returncode != 0:
@@ -196,22 +203,29 @@ def summarize(samples):
     return {
         "total_seconds": statistics.median(s["timing"]["total_seconds"] for s in samples),
         "wall_seconds": statistics.median(s["wall_seconds"] for s in samples),
+        "cpu_seconds": statistics.median(s["cpu_seconds"] for s in samples),
         "phases": {p: statistics.median(s["phases"][p] for s in samples) for p in PHASES},
         "metrics": samples[-1]["metrics"],
         "samples": samples,
     }
 
 
-def print_table(mode, rows):
+def print_table(mode, rows, clock="wall"):
     short = {"build + lesson code": "build+code", "checkpoint saves": "ckpt",
              "export: SavedModel": "exp:SM", "export: ONNX": "exp:ONNX", "export: other": "exp:oth",
              "fit set-up": "fit-set", "evaluation": "eval"}
     columns = [p for p in PHASES if mode == "export" or not p.startswith("export")]
-    print(f"\n{mode}: seconds per phase (exclusive, medians); total = the report's "
-          "timing.total_seconds, wall = the whole run_recipe (the report and its figures too)")
-    print(f"  {'recipe':22s} {'total':>6s} {'wall':>6s} " + " ".join(f"{short.get(p, p):>9s}" for p in columns))
+    if clock == "cpu":
+        print(f"\n{mode}: CPU seconds per phase (exclusive, medians; all the process's threads); "
+              "cpu = the whole run_recipe's, total = the report's timing.total_seconds (wall)")
+        first, key = "cpu", "cpu_seconds"
+    else:
+        print(f"\n{mode}: seconds per phase (exclusive, medians); total = the report's "
+              "timing.total_seconds, wall = the whole run_recipe (the report and its figures too)")
+        first, key = "wall", "wall_seconds"
+    print(f"  {'recipe':22s} {'total':>6s} {first:>6s} " + " ".join(f"{short.get(p, p):>9s}" for p in columns))
     for recipe, row in rows.items():
-        print(f"  {recipe:22s} {row['total_seconds']:6.2f} {row['wall_seconds']:6.2f} "
+        print(f"  {recipe:22s} {row['total_seconds']:6.2f} {row[key]:6.2f} "
               + " ".join(f"{row['phases'][p]:9.3f}" for p in columns))
 
 
@@ -222,6 +236,8 @@ def main(argv=None):
                         help=f"comma-separated; default {','.join(MODES)}")
     parser.add_argument("--repeats", type=int, default=1, help="runs per recipe and mode (median)")
     parser.add_argument("--json", type=Path, default=REPO / "reports" / "profile.json")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall seconds (default) or the process's CPU seconds per phase")
     parser.add_argument("--child", nargs=3, metavar=("RECIPE", "MODE", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -241,16 +257,16 @@ def main(argv=None):
             # alternating, so that both modes share the machine's load; a lesson that
             # exports nothing runs once, in the first mode
             for mode in (modes if exports[name] else modes[:1]):
-                sample = run_child(name, mode)
+                sample = run_child(name, mode, args.clock)
                 samples[mode][name].append(sample)
                 print(f"  {name} ({mode}) {repeat + 1}/{args.repeats}: "
                       f"{sample['timing']['total_seconds']:.2f} s (load {os.getloadavg()[0]:.1f})",
                       flush=True)
-    out = {"cpus": os.cpu_count(), "repeats": args.repeats,
+    out = {"cpus": os.cpu_count(), "repeats": args.repeats, "clock": args.clock,
            "profile": {mode: {name: summarize(s) for name, s in rows.items() if s}
                        for mode, rows in samples.items()}}
     for mode, rows in out["profile"].items():
-        print_table(mode, rows)
+        print_table(mode, rows, args.clock)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=2) + "\n")
     print(f"\nJSON: {args.json}")
