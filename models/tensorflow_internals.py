@@ -9,8 +9,8 @@ the run gets slower, it never breaks.
 |---|---|---|---|
 | `FunctionCallOptions` with grappler off and an executor | `tensorflow.python.eager.context`, `tensorflow.core.protobuf.config_pb2` | a small model's epoch skips graph optimization and runs on the single-threaded executor: the digits 64-64 MLP's first epoch 0.30 → 0.17 s, later epochs 6.2 → 4.7 ms (`models.training.loop.is_lean`) | TensorFlow's default call options: same numbers, that much slower |
 
-The ONNX export (`models.export.onnx_model`) freezes the SavedModel's variables
-with tf2onnx's own SavedModel loader, which calls
+The ONNX export (`models.export.onnx_model`) freezes the serving function's
+variables with tf2onnx's own loader (`tf_loader.from_trackable`), which calls
 `tensorflow.python.framework.convert_to_constants` itself; when that is missing
 the export has no `model.onnx`, `metadata.json`'s `onnx` says why, and the zoo
 runs the SavedModel.

@@ -58,6 +58,26 @@ def test_savedmodel_signature_matches_the_keras_model_on_raw_rows(exported, name
     assert [b.decode() for b in out["labels"]] == labels
 
 
+@pytest.mark.parametrize("name", ["binary-sigmoid", "multiclass-softmax"])
+def test_savedmodel_holds_the_models_weights_and_no_other_state(exported, name):
+    """The SavedModel is written from the signature's function and the variables it reads."""
+    import keras
+    import tensorflow as tf
+
+    folder = exported / name / "1"
+    saved = tf.train.load_checkpoint(str(folder / "variables" / "variables"))
+    names = [n for n, _ in tf.train.list_variables(str(folder / "variables" / "variables"))
+             if n != "_CHECKPOINTABLE_OBJECT_GRAPH"]
+    weights = keras.saving.load_model(folder / "model.keras").weights
+    assert len(names) == len(weights) > 0
+    left = [saved.get_tensor(n) for n in names]
+    for weight in weights:  # each Keras weight is saved once, value for value
+        match = next(i for i, value in enumerate(left)
+                     if value.shape == tuple(weight.shape) and np.array_equal(value, weight.numpy()))
+        left.pop(match)
+    assert left == []
+
+
 def test_version_folder_has_everything_the_design_lists(exported):
     folder = exported / "binary-sigmoid" / "1"
     for item in ("saved_model.pb", "variables", "assets", "model.keras", "metadata.json",

@@ -62,3 +62,20 @@ def test_training_recipe_report_holds_metrics_baselines_and_timing(name, run_rec
     for value in report["metrics"].values():
         if isinstance(value, float):
             assert math.isfinite(value)
+
+
+def test_a_figure_saved_to_two_folders_is_drawn_once(tmp_path):
+    """The export's copy and the report's copy of a figure are the same PNG, rendered once."""
+    from recipes.core import plots, report
+
+    figure = plots.history({"loss": [1.0, 0.5, 0.25], "val_loss": [1.1, 0.7, 0.5]}, "three epochs")
+    draws = []
+    figure.canvas.mpl_connect("draw_event", lambda event: draws.append(event))
+    first = report.save_figures({"history.png": figure}, tmp_path / "export")
+    drawn = len(draws)
+    second = report.save_figures({"history.png": figure}, tmp_path / "report", prefix="run-")
+    assert drawn >= 1 and len(draws) == drawn
+    assert second[0].name == "run-history.png"
+    assert first[0].read_bytes() == second[0].read_bytes()
+    assert first[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in (tmp_path / "report").iterdir()] == ["run-history.png"]  # no temp file
