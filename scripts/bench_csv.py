@@ -35,9 +35,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def peak_rss_mb():
-    """This process's peak resident memory in MiB (Linux reports KiB, macOS bytes)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+    """This process's own peak resident memory in MiB.
+
+    Linux: `VmHWM` of /proc/self/status. `ru_maxrss` is not used there: Linux
+    carries it from the parent across exec, so a child started by a big parent
+    would report the parent's peak. Elsewhere (macOS, bytes): `ru_maxrss`.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
 def cpu_seconds():

@@ -287,7 +287,7 @@ class Run:
             history.history = checkpoint.merge(history.history)
             history.epoch = list(range(len(history.history["loss"])))
             history.resumed_from = checkpoint.epoch if resume["initial_epoch"] else 0
-        self._stop_if_diverged(history.history["loss"], checkpoint, variant, epochs)
+        self._stop_if_diverged(history.history["loss"], checkpoint, variant, epochs, model)
         self.histories[variant] = history.history
         if config.verbose and variant is not None:
             logs = history.history
@@ -414,8 +414,12 @@ class Run:
                               "interrupted run)")
         return start
 
-    def _stop_if_diverged(self, losses, checkpoint, variant, epochs):
-        """Raises `RunError` naming the epoch and the learning rate when a loss is not finite."""
+    def _stop_if_diverged(self, losses, checkpoint, variant, epochs, model):
+        """Raises `RunError` naming the epoch and the learning rate when a loss is not finite.
+
+        The optimizer and learning rate named are the model's own (a lesson may
+        compile its variants with others than `--optimizer` / `--learning-rate`).
+        """
         bad = next((i for i, loss in enumerate(losses) if not math.isfinite(loss)), None)
         if bad is None:
             return
@@ -427,8 +431,8 @@ class Run:
                    if config.l2 >= 1 else "")
         raise RunError(
             f"{which} diverged at epoch {bad + 1} of {epochs}: the loss became "
-            f"{losses[bad]} (optimizer {config.optimizer}, learning rate "
-            f"{config.learning_rate:g}), and training stopped there. The learning rate is the "
+            f"{losses[bad]} (optimizer {_optimizer_name(model.optimizer)}, learning rate "
+            f"{_learning_rate(model.optimizer):g}), and training stopped there. The learning rate is the "
             f"likely cause: try one ten times smaller with `--learning-rate`.{penalty} Nothing "
             "was exported."
         )
