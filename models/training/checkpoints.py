@@ -66,6 +66,7 @@ import signal
 import threading
 import time
 import zipfile
+from concurrent import futures
 from pathlib import Path
 
 import keras
@@ -145,8 +146,9 @@ class Checkpoint(keras.callbacks.Callback):
         self._started = None
         self._held = {}  # signal -> the handler it had before `on_train_begin`
         self._caught = None  # the first held-back signal, until it is passed on
-        self._writer = None  # the thread writing the last snapshot, until `_join` records it
-        self._written = None  # (epoch, exception or None): what the writer did
+        self._writer = None  # one thread for the writes, from the first save to the last `_join`
+        self._pending = None  # (future, epoch) of the write under way, until `_join` records it
+        self._saving = False  # in `_save`: a second signal waits for the epoch's end
         self._save_error = None
         self.key = None
 
@@ -223,7 +225,7 @@ class Checkpoint(keras.callbacks.Callback):
 
     def remove(self):
         """Deletes the run folder: the run is complete (or failed for good)."""
-        self._join()  # a write under way would bring the file back
+        self._join(close=True)  # a write under way would bring the file back
         shutil.rmtree(self.folder, ignore_errors=True)
         try:
             self.folder.parent.rmdir()  # `.runs` itself, when no other run is open
@@ -233,7 +235,7 @@ class Checkpoint(keras.callbacks.Callback):
     def release(self):
         """Gives the folder up (keeping the checkpoint), e.g. when a run stops on an error."""
         self._restore_signals()
-        self._join()
+        self._join(close=True)
         try:
             owner = json.loads((self.folder / OWNER).read_text(encoding="utf-8"))
             if owner.get("pid") == os.getpid():
@@ -280,7 +282,7 @@ class Checkpoint(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if not self._diverged:
             self._save(done=True)
-            self._join()  # no next epoch to overlap with: the run's last state is on disk
+        self._join(close=True)  # no next epoch to overlap with: the run's last state is on disk
         self._pass_on_signal(done=True)
         self._restore_signals()
 
@@ -301,7 +303,7 @@ class Checkpoint(keras.callbacks.Callback):
     def _catch(self, signum, frame):
         if self._caught is None:
             self._caught = signum  # stop at the end of this epoch, once it is saved
-        else:
+        elif not self._saving:
             self._join()  # a second signal: stop now, once a write under way is in place
             self._caught = None
             self._deliver(signum)
@@ -341,15 +343,24 @@ class Checkpoint(keras.callbacks.Callback):
         """Takes the state now and writes it to disk in a background thread.
 
         The training goes on while the file is written (its next epoch does
-        not wait); the next save, `epoch_saved`, `save_error`, `remove`,
-        `release` and the end of training wait for it (`_join`). The values
-        are read here, in one TensorFlow op, and the `.npz` made in memory, so
-        the thread writes this epoch's state whatever the training does
-        meanwhile; it only writes, flushes and renames the file
-        (`_write_atomically`), so a kill while it writes leaves the previous
-        file whole.
+        not wait) by the checkpoint's writer thread, started at the first
+        save; the next save, `epoch_saved`, `save_error`, `remove`, `release`
+        and the end of training wait for it (`_join`), and the last three end
+        the thread. The values are read here, in one TensorFlow op, and the
+        `.npz` made in memory, so the thread writes this epoch's state whatever
+        the training does meanwhile; it only writes, flushes and renames the
+        file (`_write_atomically`), so a kill while it writes leaves the
+        previous file whole. A second signal while this runs waits, as the
+        first does, for the epoch's end.
         """
         self._join()  # one write at a time: the files land in epoch order
+        self._saving = True
+        try:
+            self._start_write(done)
+        finally:
+            self._saving = False
+
+    def _start_write(self, done):
         model, optimizer = self.model.variables, self.model.optimizer.variables
         values = _read(model + optimizer)
         arrays = {f"model_{i}": value for i, value in enumerate(values[:len(model)])}
@@ -372,30 +383,28 @@ class Checkpoint(keras.callbacks.Callback):
         content = io.BytesIO()
         np.savez(content, **arrays)  # here: Python work in the thread would hold the GIL
         self._last_save = time.perf_counter()
-        writer = threading.Thread(target=self._write, args=(content.getbuffer(), self._epoch),
-                                  name="checkpoint-writer")
-        writer.start()
-        self._writer = writer  # once started: a signal handler's `_join` may join it
+        if self._writer is None:  # started once, not per save (a thread's start waits for it)
+            self._writer = futures.ThreadPoolExecutor(1, thread_name_prefix="checkpoint-writer")
+        future = self._writer.submit(_write_atomically, self.folder / FILE, content.getbuffer())
+        self._pending = (future, self._epoch)
 
-    def _write(self, content, epoch):
-        """The writer thread's work: the file, whole or not at all; the outcome for `_join`."""
-        try:
-            _write_atomically(self.folder / FILE, content)
-        except Exception as error:  # noqa: BLE001  recorded, raised or reported by `_join`
-            self._written = (epoch, error)
-        else:
-            self._written = (epoch, None)
+    def _join(self, close=False):
+        """Waits for the write under way, if any, and records it (`epoch_saved`, `save_error`).
 
-    def _join(self):
-        """Waits for the write under way, if any, and records it (`epoch_saved`, `save_error`)."""
-        writer = self._writer
-        if writer is None:
-            return
-        writer.join()
-        if self._writer is not writer:  # recorded meanwhile (by a signal handler's `_join`)
-            return
-        self._writer = None
-        epoch, error = self._written
+        With `close`, the writer thread ends too (the next save starts another).
+        """
+        pending = self._pending
+        if pending is not None:
+            future, epoch = pending
+            error = future.exception()  # waits for it
+            if self._pending is pending:  # not recorded meanwhile (by a signal handler's `_join`)
+                self._pending = None
+                self._record(epoch, error)
+        if close and self._writer is not None:
+            writer, self._writer = self._writer, None
+            writer.shutdown()
+
+    def _record(self, epoch, error):
         if isinstance(error, OSError):  # a full disk: training goes on; the export will say so
             self._save_error = f"{self.folder / FILE} could not be written ({error})"
         elif error is not None:
