@@ -13,11 +13,12 @@ of a second or more is always saved, while a run of many quick epochs is not
 slowed by a save per few-millisecond epoch and loses at most about a second
 of work. The file is written by a background thread while the next epoch
 trains: the training waits only while the values are read (one TensorFlow
-op for every variable) and the `.npz` is made in memory, 2-3 ms for the
-digits 64-64 MLP on a shared 2-core machine, against 4-5 ms for the whole
-save done in line there (its two fsyncs take about a millisecond on that
-disk, and far longer on a busy one). The end of training waits for its own
-save. The per-epoch shuffle needs no saved state:
+op for every variable) and the `.npz` is made in memory. For the digits
+64-64 MLP on a shared 2-core machine that is 3-4 ms a save against 4-6 ms
+for the whole save done in line (its fsyncs take about a millisecond there
+when the machine is quiet), and 5 ms against 20 ms at a load average of 3
+(`scripts/bench.py` shows the training thread's time in saves). The end of
+training waits for its own save. The per-epoch shuffle needs no saved state:
 `fit(initial_epoch=N)` replays the seeded generator's first N permutations, so
 a resumed run sees the same batches as an uninterrupted one and, on a CPU,
 ends with the same weights.
