@@ -223,6 +223,57 @@ def test_checkpoint_resumes_fit_exactly_with_dropout_adam_and_early_stopping(tmp
     assert not folder.exists()
 
 
+SAVING_CHILD = """
+import sys, keras, numpy as np
+from models import training
+from models.training import checkpoints
+keras.utils.set_random_seed(0)
+x = np.random.default_rng(0).normal(size=(64, 256)).astype("float32")
+y = (x[:, 0] > 0).astype("int64")
+model = keras.Sequential([keras.Input((256,)), keras.layers.Dense(512, activation="relu"),
+                          keras.layers.Dense(512, activation="relu"),
+                          keras.layers.Dense(1, activation="sigmoid")])
+model.compile(optimizer="adam", loss="binary_crossentropy")
+checkpoint = checkpoints.Checkpoint.open(sys.argv[1], every=0)  # a 4 MB file every epoch
+
+
+class Shown(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        print(f"saving {epoch + 1}", flush=True)
+
+
+training.fit(model, x, y, epochs=100_000, batch_size=64, verbose=0, callbacks=[checkpoint, Shown()])
+"""
+
+
+def test_a_kill_while_the_background_thread_writes_leaves_a_whole_checkpoint(tmp_path):
+    # Every epoch saves a 4 MB checkpoint from the writer thread while the next epoch
+    # trains; kill -9 lands at some moment of that, at two different delays.
+    folder = tmp_path / "run"
+    for delay in (0.0, 0.17):
+        log = tmp_path / f"saving-{delay}.log"
+        with open(log, "w") as out:
+            process = subprocess.Popen([sys.executable, "-c", SAVING_CHILD, str(folder)], cwd=REPO,
+                                       env=ENV, stdout=out, stderr=subprocess.STDOUT)
+            try:
+                deadline = time.monotonic() + TIMEOUT
+                while "saving 10" not in log.read_text() and time.monotonic() < deadline:
+                    assert process.poll() is None, log.read_text()
+                    time.sleep(0.01)
+                time.sleep(delay)
+                process.kill()
+            finally:
+                process.kill()
+                process.wait(timeout=TIMEOUT)
+        saved = checkpoints.Checkpoint.open(folder)
+        assert saved.problem is None and saved.epoch >= 9, (saved.problem, log.read_text()[-500:])
+        assert saved.saved["variables"] == {"model": 6, "optimizer": 14}
+        with np.load(folder / checkpoints.FILE) as arrays:
+            assert len(arrays.files) == 1 + 6 + 14  # the state and every variable, whole
+            assert arrays["model_0"].shape == (256, 512)
+        saved.release()
+
+
 def test_restart_and_unreadable_checkpoints_start_afresh(tmp_path):
     folder = tmp_path / "run"
     folder.mkdir()

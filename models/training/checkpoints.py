@@ -10,8 +10,15 @@ flushed to disk and renamed over the previous one, so a kill (Ctrl-C,
 it, whole. It saves at the end of every epoch that ends at least `every`
 seconds (1 s) after the last save, and always when training ends: an epoch
 of a second or more is always saved, while a run of many quick epochs is not
-slowed by a disk write (about 15 ms with its fsync) per few-millisecond epoch
-and loses at most about a second of work. The per-epoch shuffle needs no saved state:
+slowed by a save per few-millisecond epoch and loses at most about a second
+of work. The file is written by a background thread while the next epoch
+trains: the training waits only while the values are read (one TensorFlow
+op for every variable) and the `.npz` is made in memory. For the digits
+64-64 MLP on a shared 2-core machine that is 3-4 ms a save against 4-6 ms
+for the whole save done in line (its fsyncs take about a millisecond there
+when the machine is quiet), and 5 ms against 20 ms at a load average of 3
+(`scripts/bench.py` shows the training thread's time in saves). The end of
+training waits for its own save. The per-epoch shuffle needs no saved state:
 `fit(initial_epoch=N)` replays the seeded generator's first N permutations, so
 a resumed run sees the same batches as an uninterrupted one and, on a CPU,
 ends with the same weights.
@@ -51,6 +58,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import os
@@ -59,6 +67,7 @@ import signal
 import threading
 import time
 import zipfile
+from concurrent import futures
 from pathlib import Path
 
 import keras
@@ -138,10 +147,11 @@ class Checkpoint(keras.callbacks.Callback):
         self._started = None
         self._held = {}  # signal -> the handler it had before `on_train_begin`
         self._caught = None  # the first held-back signal, until it is passed on
-        self._saving = False
+        self._writer = None  # one thread for the writes, from the first save to the last `_join`
+        self._pending = None  # (future, epoch) of the write under way, until `_join` records it
+        self._saving = False  # in `_save`: a second signal waits for the epoch's end
+        self._save_error = None
         self.key = None
-        self.save_error = None
-        """Why the last save failed (a full disk), or `None`: training goes on without it."""
 
     @classmethod
     def open(cls, folder, *, key=None, early_stopping=None, restart=False, every=1.0):
@@ -180,8 +190,15 @@ class Checkpoint(keras.callbacks.Callback):
 
     @property
     def epoch_saved(self):
-        """The epochs whose end is saved on disk, this process's included."""
+        """The epochs whose end is saved on disk, this process's included (after any write under way)."""
+        self._join()
         return self._epoch_saved
+
+    @property
+    def save_error(self):
+        """Why the last save failed (a full disk), or `None`: training goes on without it."""
+        self._join()
+        return self._save_error
 
     @property
     def history(self):
@@ -209,6 +226,7 @@ class Checkpoint(keras.callbacks.Callback):
 
     def remove(self):
         """Deletes the run folder: the run is complete (or failed for good)."""
+        self._join(close=True)  # a write under way would bring the file back
         shutil.rmtree(self.folder, ignore_errors=True)
         try:
             self.folder.parent.rmdir()  # `.runs` itself, when no other run is open
@@ -218,6 +236,7 @@ class Checkpoint(keras.callbacks.Callback):
     def release(self):
         """Gives the folder up (keeping the checkpoint), e.g. when a run stops on an error."""
         self._restore_signals()
+        self._join(close=True)
         try:
             owner = json.loads((self.folder / OWNER).read_text(encoding="utf-8"))
             if owner.get("pid") == os.getpid():
@@ -264,6 +283,7 @@ class Checkpoint(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if not self._diverged:
             self._save(done=True)
+        self._join(close=True)  # no next epoch to overlap with: the run's last state is on disk
         self._pass_on_signal(done=True)
         self._restore_signals()
 
@@ -285,7 +305,8 @@ class Checkpoint(keras.callbacks.Callback):
         if self._caught is None:
             self._caught = signum  # stop at the end of this epoch, once it is saved
         elif not self._saving:
-            self._caught = None  # a second signal: stop now (the last save is whole)
+            self._join()  # a second signal: stop now, once a write under way is in place
+            self._caught = None
             self._deliver(signum)
 
     def _pass_on_signal(self, done=False):
@@ -296,6 +317,7 @@ class Checkpoint(keras.callbacks.Callback):
         """
         if self._caught is None:
             return
+        self._join()
         if self._epoch_saved != self._epoch and not self._diverged:
             self._save(done=done)  # the signal came after this epoch's save was skipped
         signum, self._caught = self._caught, None
@@ -319,11 +341,31 @@ class Checkpoint(keras.callbacks.Callback):
     # Files --------------------------------------------------------------------------
 
     def _save(self, done):
-        arrays = {}
-        for i, v in enumerate(self.model.variables):
-            arrays[f"model_{i}"] = np.asarray(v)
-        for i, v in enumerate(self.model.optimizer.variables):
-            arrays[f"optimizer_{i}"] = np.asarray(v)
+        """Takes the state now and writes it to disk in a background thread.
+
+        The training goes on while the file is written (its next epoch does
+        not wait) by the checkpoint's writer thread, started at the first
+        save; the next save, `epoch_saved`, `save_error`, `remove`, `release`
+        and the end of training wait for it (`_join`), and the last three end
+        the thread. The values are read here, in one TensorFlow op, and the
+        `.npz` made in memory, so the thread writes this epoch's state whatever
+        the training does meanwhile; it only writes, flushes and renames the
+        file (`_write_atomically`), so a kill while it writes leaves the
+        previous file whole. A second signal while this runs waits, as the
+        first does, for the epoch's end.
+        """
+        self._join()  # one write at a time: the files land in epoch order
+        self._saving = True
+        try:
+            self._start_write(done)
+        finally:
+            self._saving = False
+
+    def _start_write(self, done):
+        model, optimizer = self.model.variables, self.model.optimizer.variables
+        values = _read(model + optimizer)
+        arrays = {f"model_{i}": value for i, value in enumerate(values[:len(model)])}
+        arrays.update({f"optimizer_{i}": value for i, value in enumerate(values[len(model):])})
         state = {
             "format": FORMAT, "epoch": self._epoch, "done": done, "stopped": self._stopped,
             "history": self._history, "key": self.key,
@@ -339,16 +381,38 @@ class Checkpoint(keras.callbacks.Callback):
             }
             arrays.update({f"best_{i}": np.asarray(w) for i, w in enumerate(best)})
         arrays["state"] = np.array(json.dumps(state, default=str))
-        self._saving = True  # a signal now waits until the file is in place
-        try:
-            _write_atomically(self.folder / FILE, arrays)
-        except OSError as error:  # a full disk: training goes on; the export will say so
-            self.save_error = f"{self.folder / FILE} could not be written ({error})"
-            return
-        finally:
-            self._saving = False
-        self.save_error = None
-        self._last_save, self._epoch_saved = time.perf_counter(), self._epoch
+        content = io.BytesIO()
+        np.savez(content, **arrays)  # here: Python work in the thread would hold the GIL
+        self._last_save = time.perf_counter()
+        if self._writer is None:  # started once, not per save (a thread's start waits for it)
+            self._writer = futures.ThreadPoolExecutor(1, thread_name_prefix="checkpoint-writer")
+        future = self._writer.submit(_write_atomically, self.folder / FILE, content.getbuffer())
+        self._pending = (future, self._epoch)
+
+    def _join(self, close=False):
+        """Waits for the write under way, if any, and records it (`epoch_saved`, `save_error`).
+
+        With `close`, the writer thread ends too (the next save starts another).
+        """
+        pending = self._pending
+        if pending is not None:
+            future, epoch = pending
+            error = future.exception()  # waits for it
+            if self._pending is pending:  # not recorded meanwhile (by a signal handler's `_join`)
+                self._pending = None
+                self._record(epoch, error)
+        if close and self._writer is not None:
+            writer, self._writer = self._writer, None
+            writer.shutdown()
+
+    def _record(self, epoch, error):
+        if isinstance(error, OSError):  # a full disk: training goes on; the export will say so
+            self._save_error = f"{self.folder / FILE} could not be written ({error})"
+        elif error is not None:
+            raise error
+        else:
+            self._save_error = None
+            self._epoch_saved = epoch
 
     def _read(self):
         path = self.folder / FILE
@@ -384,6 +448,7 @@ class Checkpoint(keras.callbacks.Callback):
 
     def discard(self, why):
         """Forgets the saved state (deleting the file); `problem` says `why`."""
+        self._join()
         self.problem, self.saved, self._arrays = why, None, {}
         (self.folder / FILE).unlink(missing_ok=True)
 
@@ -394,17 +459,30 @@ def _plain(value):
     return value
 
 
+def _read(variables):
+    """The variables' values as NumPy arrays, read in one TensorFlow op (four times faster)."""
+    import tensorflow as tf
+
+    if not variables:
+        return []
+    try:
+        values = tf.identity_n(list(variables))
+    except (tf.errors.OpError, TypeError, ValueError):  # e.g. no kernel for a dtype on a device
+        values = variables
+    return [np.asarray(value) for value in values]
+
+
 def _assign(variables, arrays, prefix):
     for i, variable in enumerate(variables):
         variable.assign(arrays[f"{prefix}_{i}"])
 
 
-def _write_atomically(path, arrays):
-    """Writes `arrays` as an `.npz` at `path`: temporary file, fsync, rename."""
+def _write_atomically(path, content):
+    """Writes the bytes `content` at `path`: temporary file, fsync, rename."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(temporary, "wb") as handle:
-            np.savez(handle, **arrays)
+            handle.write(content)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
