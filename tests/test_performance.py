@@ -8,6 +8,7 @@ trace per `fit`, callbacks at every epoch, and a `--list` that imports nothing h
 the benchmark's own job (digits, 64-64) and a binary head.
 """
 
+import contextlib
 import io
 import os
 import subprocess
@@ -262,3 +263,63 @@ def _traced_step(optimizer):
     run_epoch = training._epoch_function(model, x, y, 2)
     with training.tracing(True):
         return run_epoch.function.get_concrete_function(tf.constant(np.arange(4))).graph
+
+
+_OPTIMIZERS = {
+    "sgd": lambda: keras.optimizers.SGD(0.05),
+    "momentum": lambda: keras.optimizers.SGD(0.05, momentum=0.9),
+    "nesterov": lambda: keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
+    "adagrad": lambda: keras.optimizers.Adagrad(0.05),
+    "rmsprop": lambda: keras.optimizers.RMSprop(0.01),
+    "adam": lambda: keras.optimizers.Adam(0.01),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_OPTIMIZERS))
+def test_updates_with_fewer_ops_train_bit_for_bit_as_keras(digits, monkeypatch, name):
+    """`models.training.updates.fewer_ops` traces fewer ops, and every weight and log is the same."""
+    from models.training import updates
+
+    runs = []
+    for fewer in (True, False):
+        if not fewer:  # Keras's own update_step, as without the module
+            monkeypatch.setattr(updates, "fewer_ops", lambda optimizer: contextlib.nullcontext())
+        keras.utils.set_random_seed(3)
+        model = mlp(digits, "softmax", hidden=(16, 8), dropout=0.1, optimizer=_OPTIMIZERS[name]())
+        assert updates.supported(model.optimizer)
+        history = training.fit(model, digits.x_train, digits.y_train, epochs=3, batch_size=128,
+                               validation_data=(digits.x_val, digits.y_val), seed=3, verbose=0)
+        state = model.get_weights() + [np.asarray(v) for v in model.optimizer.variables]
+        runs.append((history.history, state))
+    (ours, our_state), (theirs, their_state) = runs
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert ours[key] == theirs[key], key
+    assert len(our_state) == len(their_state)
+    for a, b in zip(our_state, their_state):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_updates_with_fewer_ops_leave_other_optimizers_to_keras():
+    from models.training import updates
+
+    assert not updates.supported(keras.optimizers.Adam(amsgrad=True))
+    assert not updates.supported(keras.optimizers.RMSprop(momentum=0.5))
+    assert not updates.supported(keras.optimizers.AdamW())  # a subclass: its own update_step
+    assert not updates.supported(keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD()))
+    optimizer = keras.optimizers.Adam()
+    keras_update = optimizer._backend_update_step
+    with updates.fewer_ops(optimizer):
+        assert optimizer._backend_update_step != keras_update
+    assert optimizer._backend_update_step == keras_update  # the instance is as it was
+    count = {}
+    for fewer in (True, False):
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8), keras.layers.Dense(1)])
+        model.compile(optimizer=keras.optimizers.Adam(), loss="mean_squared_error")
+        x, y = tf.constant(np.ones((8, 4), np.float32)), tf.constant(np.ones((8, 1), np.float32))
+        training._build_state(model, x, y)
+        run_epoch = training._epoch_function(model, x, y, 2)
+        context = updates.fewer_ops(model.optimizer) if fewer else contextlib.nullcontext()
+        with context:
+            graph = run_epoch.function.get_concrete_function(tf.constant(np.arange(8))).graph
+        count[fewer] = sum(len(f.node_def) for f in graph.as_graph_def().library.function)
+    assert count[True] < 0.8 * count[False]  # the loop body: Adam's ops were most of it
