@@ -11,8 +11,9 @@ with `model.fit`; per-batch callback hooks are not called (so Keras's
 
 Speed: the epoch and its validation are one call of a function traced once
 per `fit`, without AutoGraph, with the optimizer's update written in fewer
-graph ops (`models.training.updates`: same numbers, bit for bit; Adam's epoch
-traces in about two thirds of the time). On a CPU-only machine a small model's epoch
+graph ops (`models.training.updates`: same numbers, bit for bit; with Adam,
+the first epoch of a digits MLP with 2 hidden layers of 32 took 0.34 s instead
+of 0.41, with 10 of them 0.58 s instead of 0.85). On a CPU-only machine a small model's epoch
 skips grappler and runs on TensorFlow's single-threaded executor
 (`is_lean`). On 2 CPU cores the digits 64-64 MLP (34 steps an epoch) costs
 about 0.17 s for the first epoch, tracing included, then about 4.6 ms an
