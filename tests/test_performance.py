@@ -283,7 +283,7 @@ def test_updates_with_fewer_ops_train_bit_for_bit_as_keras(digits, monkeypatch, 
     runs = []
     for fewer in (True, False):
         if not fewer:  # Keras's own update_step, as without the module
-            monkeypatch.setattr(updates, "fewer_ops", lambda optimizer: contextlib.nullcontext())
+            monkeypatch.setattr(training, "fewer_ops", lambda optimizer: contextlib.nullcontext())
         keras.utils.set_random_seed(3)
         model = mlp(digits, "softmax", hidden=(16, 8), dropout=0.1, optimizer=_OPTIMIZERS[name]())
         assert updates.supported(model.optimizer)
@@ -323,3 +323,14 @@ def test_updates_with_fewer_ops_leave_other_optimizers_to_keras():
             graph = run_epoch.function.get_concrete_function(tf.constant(np.arange(8))).graph
         count[fewer] = sum(len(f.node_def) for f in graph.as_graph_def().library.function)
     assert count[True] < 0.8 * count[False]  # the loop body: Adam's ops were most of it
+
+
+def test_evaluate_gives_what_keras_evaluate_gives_on_one_batch(digits):
+    model = _model(digits, hidden=(16,))
+    training.fit(model, digits.x_train, digits.y_train, epochs=2, batch_size=64, verbose=0)
+    ours = training.evaluate(model, digits.x_test, digits.y_test)
+    keras_ = model.evaluate(digits.x_test, digits.y_test, batch_size=len(digits.y_test), verbose=0,
+                            return_dict=True)
+    assert set(ours) == set(keras_) == {"loss", "accuracy"}
+    for key in ours:
+        assert ours[key] == pytest.approx(keras_[key], rel=1e-6), key

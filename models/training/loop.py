@@ -45,7 +45,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 from models import tensorflow_internals
-from models.training import updates
+from models.training.updates import fewer_ops
 from models.training.callbacks import EpochLogger
 
 EVALUATION_BATCH = 8192
@@ -147,7 +147,7 @@ def _epoch_function(model, x, y, batch, validation_data=None):
         nonlocal call_options
         order = tf.constant(order)
         if call_options is None:  # traces once, then decides how every call runs
-            with tracing(lean), updates.fewer_ops(model.optimizer):
+            with tracing(lean), fewer_ops(model.optimizer):
                 graph = epoch.get_concrete_function(order).graph
             call_options = calling(lean, single_threaded=not _has_conditionals(graph))
             run_epoch.call_options = call_options  # for inspection: how it runs
@@ -334,6 +334,26 @@ def run_epochs(model, run_epoch, *, epochs, steps, callbacks=(), verbose=1, init
     history.history["epoch_seconds"] = epoch_seconds
     history.steps_per_epoch = steps
     return history
+
+
+def evaluate(model, x, y):
+    """Like `model.evaluate(x, y, batch_size=len(x), return_dict=True)`, without its set-up.
+
+    The compiled loss and metrics of all rows as one batch, by the model's own
+    `test_step` run once, eagerly: no `tf.data` pipeline and no traced test
+    function, which for one batch cost Keras's `evaluate` about 0.25 s on 2
+    CPU cores. The metrics are reset before and after.
+
+    Returns:
+        A dict of Python floats: `loss` and the compiled metrics, as `evaluate` names them.
+    """
+    x = tf.convert_to_tensor(np.asarray(x, dtype=np.float32))
+    y = tf.convert_to_tensor(np.asarray(y))
+    _reset_metrics(model)
+    model.test_step((x, y))
+    logs = _logs(model.get_metrics_result())
+    _reset_metrics(model)
+    return logs
 
 
 def predict(model, x, batch_size=EVALUATION_BATCH):
