@@ -334,3 +334,66 @@ def test_evaluate_gives_what_keras_evaluate_gives_on_one_batch(digits):
     assert set(ours) == set(keras_) == {"loss", "accuracy"}
     for key in ours:
         assert ours[key] == pytest.approx(keras_[key], rel=1e-6), key
+
+
+def _twin(digits, activation="relu", learning_rate=0.01, name="net"):
+    keras.utils.set_random_seed(4)
+    network = keras.Sequential([keras.layers.Dense(16, activation=activation, name="hidden_1"),
+                                keras.layers.Dropout(0.1, name="dropout_1"),
+                                keras.layers.Dense(10, activation="softmax", name="output")],
+                               name=name)
+    model = digits.with_preprocessing(network)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _fit_twin(model, digits):
+    history = training.fit(model, digits.x_train, digits.y_train, epochs=3, batch_size=64,
+                           validation_data=(digits.x_val, digits.y_val), seed=4, verbose=0)
+    return history.history, model.get_weights()
+
+
+def test_twins_of_one_architecture_trace_once_and_train_as_if_each_traced(digits, monkeypatch):
+    """`models.training.twins`: the second and third fit run the first one's traced epoch."""
+    from models.training import twins
+
+    twins.forget()
+    monkeypatch.setattr(twins, "KEPT", 0)  # nothing kept: every fit traces its own epoch
+    alone = [_fit_twin(_twin(digits, name=f"net_{i}"), digits) for i in range(3)]
+    monkeypatch.setattr(twins, "KEPT", 4)
+    traces = []
+    original = training.Template
+
+    def counted(*args, **kwargs):
+        traces.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(training, "Template", counted)
+    shared = [_fit_twin(_twin(digits, name=f"net_{i}"), digits) for i in range(3)]
+    assert len(traces) == 1  # one trace for the three
+    for (ours, our_weights), (theirs, their_weights) in zip(shared, alone):
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            np.testing.assert_allclose(ours[key], theirs[key], rtol=0, atol=1e-6)
+            assert ours[key] == theirs[key], key  # in fact bit for bit
+        for a, b in zip(our_weights, their_weights):
+            np.testing.assert_array_equal(a, b)
+    twins.forget()
+
+
+@pytest.mark.parametrize("change", [{"activation": "tanh"}, {"learning_rate": 0.02}])
+def test_models_that_differ_do_not_share_a_trace(digits, change):
+    from models.training import twins
+
+    twins.forget()
+    first, second = _twin(digits), _twin(digits, **change)
+    x, y = tf.constant(digits.x_train), tf.constant(digits.y_train)
+    for model in (first, second):
+        training._build_state(model, x, y)
+        run_epoch = training._epoch_function(model, x, y, 64)
+        run_epoch(np.arange(len(digits.y_train)))
+        assert not getattr(run_epoch, "shared", False)
+    third = _twin(digits, **change)  # a twin of the second one
+    training._build_state(third, x, y)
+    assert getattr(training._epoch_function(third, x, y, 64), "shared", False)
+    twins.forget()

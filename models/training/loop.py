@@ -45,6 +45,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 from models import tensorflow_internals
+from models.training.twins import Template, find as find_twin, keep as keep_twin, run as run_twin, signature
 from models.training.updates import fewer_ops
 from models.training.callbacks import EpochLogger
 
@@ -141,19 +142,30 @@ def _epoch_function(model, x, y, batch, validation_data=None):
         return logs
 
     lean = is_lean(model)
+    tensors = [x, y] + ([x_val, y_val] if validation_data is not None else [])
+    key = signature(model, tensors, batch, lean)
+    twin = find_twin(key, model, tensors)  # an epoch traced for a model of this architecture
     call_options = None
 
     def run_epoch(order):
         nonlocal call_options
         order = tf.constant(order)
+        if twin is not None:  # the twin's graph, on this model's variables and rows
+            return _logs(run_twin(*twin, order))
         if call_options is None:  # traces once, then decides how every call runs
             with tracing(lean), fewer_ops(model.optimizer):
-                graph = epoch.get_concrete_function(order).graph
-            call_options = calling(lean, single_threaded=not _has_conditionals(graph))
+                concrete = epoch.get_concrete_function(order)
+            call_options = calling(lean, single_threaded=not _has_conditionals(concrete.graph))
             run_epoch.call_options = call_options  # for inspection: how it runs
+            keep_twin(key, Template(model, tensors, concrete, call_options, epoch))
         with call_options:
             return _logs(epoch(order))
 
+    if twin is not None:
+        run_epoch.call_options = twin[0].call_options
+        run_epoch.function = twin[0].function
+        run_epoch.shared = True  # for inspection: it runs a twin's traced epoch
+        return run_epoch
     run_epoch.function = epoch  # for inspection: e.g. its tracing count
     return run_epoch
 
