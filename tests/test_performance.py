@@ -277,7 +277,7 @@ _OPTIMIZERS = {
 
 @pytest.mark.parametrize("name", sorted(_OPTIMIZERS))
 def test_updates_with_fewer_ops_train_bit_for_bit_as_keras(digits, monkeypatch, name):
-    """`models.training.updates.fewer_ops` traces fewer ops, and every weight and log is the same."""
+    """`models.training.updates.fewer_ops` traces fewer ops; every weight and log is the same."""
     from models.training import updates
 
     runs = []

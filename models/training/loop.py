@@ -13,9 +13,13 @@ Speed: the epoch and its validation are one call of a function traced once
 per `fit`, without AutoGraph, with the optimizer's update written in fewer
 graph ops (`models.training.updates`: same numbers, bit for bit; with Adam,
 the first epoch of a digits MLP with 2 hidden layers of 32 took 0.34 s instead
-of 0.41, with 10 of them 0.58 s instead of 0.85). On a CPU-only machine a small model's epoch
-skips grappler and runs on TensorFlow's single-threaded executor
-(`is_lean`). On 2 CPU cores the digits 64-64 MLP (34 steps an epoch) costs
+of 0.41, with 10 of them 0.58 s instead of 0.85). A later `fit` of a twin (a
+model with the same layers and compilation, names aside, on data of the same
+shapes: a lesson's variants from one seed) runs the first one's trace on its own
+variables instead of tracing again (`models.training.twins`).
+
+On a CPU-only machine a small model's epoch skips grappler and runs on
+TensorFlow's single-threaded executor (`is_lean`). On 2 CPU cores the digits 64-64 MLP (34 steps an epoch) costs
 about 0.17 s for the first epoch, tracing included, then about 4.6 ms an
 epoch: 50 epochs in 0.46 s, as fast as scikit-learn's `MLPClassifier`
 (`scripts/bench.py`). `python -m recipes.run` also sets
@@ -45,7 +49,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 from models import tensorflow_internals
-from models.training.twins import Template, find as find_twin, keep as keep_twin, run as run_twin, signature
+from models.training.twins import Template, signature
+from models.training.twins import find as find_twin
+from models.training.twins import keep as keep_twin
+from models.training.twins import run as run_twin
 from models.training.updates import fewer_ops
 from models.training.callbacks import EpochLogger
 

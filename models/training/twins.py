@@ -94,7 +94,9 @@ def find(key, model, tensors):
         `(template, captures)`, or `None` when no kept template fits.
     """
     template = _kept.get(key)
-    if template is None or template.model is model or not tensorflow_internals.can_call_with_captures():
+    if template is None or template.model is model:
+        return None
+    if not tensorflow_internals.can_call_with_captures():
         return None
     try:
         if describe(model) != template.description():
@@ -175,7 +177,7 @@ def _handle(variable):
 
 
 def _captures(template, model, tensors):
-    """The template function's captured inputs, each replaced by the twin's; `None` if one has none."""
+    """The template function's captured inputs, each replaced by the twin's (`None`: one has none)."""
     replacement = {}
     theirs, ours = _state(template.model), _state(model)
     if len(theirs) != len(ours):
