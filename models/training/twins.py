@@ -70,6 +70,8 @@ def signature(model, tensors, batch, lean):
         type(model).__name__, type(model.optimizer).__name__, batch, lean,
         tuple((tuple(v.shape), str(v.dtype)) for v in _state(model)),
         tuple((tuple(t.shape), t.dtype.name) for t in tensors),
+        tuple((type(layer).__name__, getattr(getattr(layer, "activation", None), "__name__", None))
+              for layer in _layers(model)),  # e.g. variants that differ by activation
         keras.config.dtype_policy().name,
     )
 
