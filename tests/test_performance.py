@@ -397,3 +397,20 @@ def test_models_that_differ_do_not_share_a_trace(digits, change):
     training._build_state(third, x, y)
     assert getattr(training._epoch_function(third, x, y, 64), "shared", False)
     twins.forget()
+
+
+def test_a_twin_finds_its_template_among_others_of_the_same_shapes(digits):
+    """`regularization`'s plain net is followed by an L2 one (same variables), then a plain twin."""
+    from models.training import twins
+
+    twins.forget()
+    x, y = tf.constant(digits.x_train), tf.constant(digits.y_train)
+    shared = []
+    for learning_rate in (0.01, 0.02, 0.01):
+        model = _twin(digits, learning_rate=learning_rate)
+        training._build_state(model, x, y)
+        run_epoch = training._epoch_function(model, x, y, 64)
+        run_epoch(np.arange(len(digits.y_train)))
+        shared.append(getattr(run_epoch, "shared", False))
+    assert shared == [False, False, True]
+    twins.forget()

@@ -35,7 +35,7 @@ from models import tensorflow_internals
 KEPT = 4
 """Traced epochs kept for later twins (the most recent ones)."""
 
-_kept = collections.OrderedDict()  # signature -> Template
+_kept = collections.OrderedDict()  # signature -> [Template, ...], oldest first
 
 
 class Template:
@@ -77,11 +77,14 @@ def signature(model, tensors, batch, lean):
 
 
 def keep(key, template):
-    """Keeps `template` for later twins under `key` (a `signature`)."""
-    _kept[key] = template
+    """Keeps `template` for later twins under `key` (a `signature`); the `KEPT` newest stay."""
+    _kept.setdefault(key, []).append(template)
     _kept.move_to_end(key)
-    while len(_kept) > KEPT:
-        _kept.popitem(last=False)
+    while sum(map(len, _kept.values())) > KEPT:
+        oldest = next(iter(_kept))
+        _kept[oldest].pop(0)
+        if not _kept[oldest]:
+            del _kept[oldest]
 
 
 def forget():
@@ -95,18 +98,22 @@ def find(key, model, tensors):
     Returns:
         `(template, captures)`, or `None` when no kept template fits.
     """
-    template = _kept.get(key)
-    if template is None or template.model is model:
-        return None
     if not tensorflow_internals.can_call_with_captures():
         return None
-    try:
-        if describe(model) != template.description():
-            return None
-        captures = _captures(template, model, tensors)
-    except Exception:  # noqa: BLE001  a model that cannot be described or matched traces its own
-        return None
-    return None if captures is None else (template, captures)
+    ours = None
+    for template in reversed(_kept.get(key, [])):  # the newest first
+        if template.model is model:
+            continue
+        try:
+            ours = describe(model) if ours is None else ours
+            if ours != template.description():
+                continue
+            captures = _captures(template, model, tensors)
+        except Exception:  # noqa: BLE001  a model that cannot be described or matched traces its own
+            continue
+        if captures is not None:
+            return template, captures
+    return None
 
 
 def run(template, captures, order):
