@@ -200,6 +200,7 @@ def _average_of_passes(layer, x):
     its own random draw, as in separate passes, in a single call.
     """
     import numpy as np
+    import tensorflow as tf
 
-    outputs = np.asarray(layer(np.tile(x, (PASSES, 1)), training=True))
+    outputs = np.asarray(layer(tf.tile(x, (PASSES, 1)), training=True))
     return outputs.reshape(PASSES, *x.shape[:1], *outputs.shape[1:]).mean(axis=0)

@@ -35,6 +35,29 @@ def test_reference_rule_matches_keras_step_for_step(name):
     assert worst < 1e-6
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_keras_replay_is_eager_apply_bit_for_bit_at_every_learning_rate(name):
+    """The traced replay (one graph loop, reused across learning rates) = one eager apply a step."""
+    import keras
+
+    from models.lessons.optimization import KerasReplay, random_gradients
+    from models.training import optimizers
+
+    replay = KerasReplay(name, (6, 5))
+    rng = np.random.default_rng(11)
+    for i, learning_rate in enumerate((*LEARNING_RATES, LEARNING_RATES[0])):  # back to the first
+        weights = rng.normal(size=(6, 5)).astype(np.float32)
+        gradients = random_gradients(STEPS, weights.shape, seed=20 + i)
+        variable = keras.Variable(weights)
+        optimizer = optimizers.make(name, learning_rate)
+        optimizer.build([variable])
+        eager = []
+        for gradient in gradients:
+            optimizer.apply([keras.ops.convert_to_tensor(gradient)], [variable])
+            eager.append(np.array(variable.numpy()))
+        assert np.array_equal(replay(weights, gradients, learning_rate), np.stack(eager))
+
+
 def _notes_momentum(weights, gradient, state=None, *, learning_rate, eta=0.9):
     """The notes' momentum as written: v = η·v − α·∇J, W := W − v."""
     velocity = (np.zeros_like(weights) if state is None else state) * eta - learning_rate * gradient

@@ -8,6 +8,7 @@ trace per `fit`, callbacks at every epoch, and a `--list` that imports nothing h
 the benchmark's own job (digits, 64-64) and a binary head.
 """
 
+import contextlib
 import io
 import os
 import subprocess
@@ -262,3 +263,154 @@ def _traced_step(optimizer):
     run_epoch = training._epoch_function(model, x, y, 2)
     with training.tracing(True):
         return run_epoch.function.get_concrete_function(tf.constant(np.arange(4))).graph
+
+
+_OPTIMIZERS = {
+    "sgd": lambda: keras.optimizers.SGD(0.05),
+    "momentum": lambda: keras.optimizers.SGD(0.05, momentum=0.9),
+    "nesterov": lambda: keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
+    "adagrad": lambda: keras.optimizers.Adagrad(0.05),
+    "rmsprop": lambda: keras.optimizers.RMSprop(0.01),
+    "adam": lambda: keras.optimizers.Adam(0.01),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_OPTIMIZERS))
+def test_updates_with_fewer_ops_train_bit_for_bit_as_keras(digits, monkeypatch, name):
+    """`models.training.updates.fewer_ops` traces fewer ops; every weight and log is the same."""
+    from models.training import updates
+
+    runs = []
+    for fewer in (True, False):
+        if not fewer:  # Keras's own update_step, as without the module
+            monkeypatch.setattr(training, "fewer_ops", lambda optimizer: contextlib.nullcontext())
+        keras.utils.set_random_seed(3)
+        model = mlp(digits, "softmax", hidden=(16, 8), dropout=0.1, optimizer=_OPTIMIZERS[name]())
+        assert updates.supported(model.optimizer)
+        history = training.fit(model, digits.x_train, digits.y_train, epochs=3, batch_size=128,
+                               validation_data=(digits.x_val, digits.y_val), seed=3, verbose=0)
+        state = model.get_weights() + [np.asarray(v) for v in model.optimizer.variables]
+        runs.append((history.history, state))
+    (ours, our_state), (theirs, their_state) = runs
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert ours[key] == theirs[key], key
+    assert len(our_state) == len(their_state)
+    for a, b in zip(our_state, their_state):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_updates_with_fewer_ops_leave_other_optimizers_to_keras():
+    from models.training import updates
+
+    assert not updates.supported(keras.optimizers.Adam(amsgrad=True))
+    assert not updates.supported(keras.optimizers.RMSprop(momentum=0.5))
+    assert not updates.supported(keras.optimizers.AdamW())  # a subclass: its own update_step
+    assert not updates.supported(keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD()))
+    optimizer = keras.optimizers.Adam()
+    keras_update = optimizer._backend_update_step
+    with updates.fewer_ops(optimizer):
+        assert optimizer._backend_update_step != keras_update
+    assert optimizer._backend_update_step == keras_update  # the instance is as it was
+    count = {}
+    for fewer in (True, False):
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8), keras.layers.Dense(1)])
+        model.compile(optimizer=keras.optimizers.Adam(), loss="mean_squared_error")
+        x, y = tf.constant(np.ones((8, 4), np.float32)), tf.constant(np.ones((8, 1), np.float32))
+        training._build_state(model, x, y)
+        run_epoch = training._epoch_function(model, x, y, 2)
+        context = updates.fewer_ops(model.optimizer) if fewer else contextlib.nullcontext()
+        with context:
+            graph = run_epoch.function.get_concrete_function(tf.constant(np.arange(8))).graph
+        count[fewer] = sum(len(f.node_def) for f in graph.as_graph_def().library.function)
+    assert count[True] < 0.8 * count[False]  # the loop body: Adam's ops were most of it
+
+
+def test_evaluate_gives_what_keras_evaluate_gives_on_one_batch(digits):
+    model = _model(digits, hidden=(16,))
+    training.fit(model, digits.x_train, digits.y_train, epochs=2, batch_size=64, verbose=0)
+    ours = training.evaluate(model, digits.x_test, digits.y_test)
+    keras_ = model.evaluate(digits.x_test, digits.y_test, batch_size=len(digits.y_test), verbose=0,
+                            return_dict=True)
+    assert set(ours) == set(keras_) == {"loss", "accuracy"}
+    for key in ours:
+        assert ours[key] == pytest.approx(keras_[key], rel=1e-6), key
+
+
+def _twin(digits, activation="relu", learning_rate=0.01, name="net"):
+    keras.utils.set_random_seed(4)
+    network = keras.Sequential([keras.layers.Dense(16, activation=activation, name="hidden_1"),
+                                keras.layers.Dropout(0.1, name="dropout_1"),
+                                keras.layers.Dense(10, activation="softmax", name="output")],
+                               name=name)
+    model = digits.with_preprocessing(network)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _fit_twin(model, digits):
+    history = training.fit(model, digits.x_train, digits.y_train, epochs=3, batch_size=64,
+                           validation_data=(digits.x_val, digits.y_val), seed=4, verbose=0)
+    return history.history, model.get_weights()
+
+
+def test_twins_of_one_architecture_trace_once_and_train_as_if_each_traced(digits, monkeypatch):
+    """`models.training.twins`: the second and third fit run the first one's traced epoch."""
+    from models.training import twins
+
+    twins.forget()
+    monkeypatch.setattr(twins, "KEPT", 0)  # nothing kept: every fit traces its own epoch
+    alone = [_fit_twin(_twin(digits, name=f"net_{i}"), digits) for i in range(3)]
+    monkeypatch.setattr(twins, "KEPT", 4)
+    traces = []
+    original = training.Template
+
+    def counted(*args, **kwargs):
+        traces.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(training, "Template", counted)
+    shared = [_fit_twin(_twin(digits, name=f"net_{i}"), digits) for i in range(3)]
+    assert len(traces) == 1  # one trace for the three
+    for (ours, our_weights), (theirs, their_weights) in zip(shared, alone):
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            np.testing.assert_allclose(ours[key], theirs[key], rtol=0, atol=1e-6)
+            assert ours[key] == theirs[key], key  # in fact bit for bit
+        for a, b in zip(our_weights, their_weights):
+            np.testing.assert_array_equal(a, b)
+    twins.forget()
+
+
+@pytest.mark.parametrize("change", [{"activation": "tanh"}, {"learning_rate": 0.02}])
+def test_models_that_differ_do_not_share_a_trace(digits, change):
+    from models.training import twins
+
+    twins.forget()
+    first, second = _twin(digits), _twin(digits, **change)
+    x, y = tf.constant(digits.x_train), tf.constant(digits.y_train)
+    for model in (first, second):
+        training._build_state(model, x, y)
+        run_epoch = training._epoch_function(model, x, y, 64)
+        run_epoch(np.arange(len(digits.y_train)))
+        assert not getattr(run_epoch, "shared", False)
+    third = _twin(digits, **change)  # a twin of the second one
+    training._build_state(third, x, y)
+    assert getattr(training._epoch_function(third, x, y, 64), "shared", False)
+    twins.forget()
+
+
+def test_a_twin_finds_its_template_among_others_of_the_same_shapes(digits):
+    """`regularization`'s plain net is followed by an L2 one (same variables), then a plain twin."""
+    from models.training import twins
+
+    twins.forget()
+    x, y = tf.constant(digits.x_train), tf.constant(digits.y_train)
+    shared = []
+    for learning_rate in (0.01, 0.02, 0.01):
+        model = _twin(digits, learning_rate=learning_rate)
+        training._build_state(model, x, y)
+        run_epoch = training._epoch_function(model, x, y, 64)
+        run_epoch(np.arange(len(digits.y_train)))
+        shared.append(getattr(run_epoch, "shared", False))
+    assert shared == [False, False, True]
+    twins.forget()

@@ -125,10 +125,15 @@ def softmax_rows(z):
     """
     z = np.asarray(z, dtype=np.float32)
     logits = tf.convert_to_tensor(np.stack([z, np.zeros_like(z), -z], axis=1))
-    with tf.GradientTape() as tape:
+    with tf.GradientTape(persistent=True) as tape:
         tape.watch(logits)
         values = keras.activations.softmax(logits)
-    jacobian = np.asarray(tape.batch_jacobian(values, logits))
+        outputs = [tf.reduce_sum(values[:, i]) for i in range(3)]
+    # Row r of the batch only feeds output row r, so the gradient of output i summed over
+    # the rows is ∂s_i/∂z_j for every row: three gradients give the Jacobian (`batch_jacobian`
+    # gives the same numbers, but vectorizes through a traced function: 0.3 s more here).
+    jacobian = np.stack([np.asarray(tape.gradient(output, logits)) for output in outputs], axis=1)
+    del tape
     values = np.asarray(values)
     closed = np.einsum("ri,ij->rij", values, np.eye(3)) - np.einsum("ri,rj->rij", values, values)
     diagonal = np.einsum("rii->ri", jacobian)

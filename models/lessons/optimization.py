@@ -7,8 +7,9 @@ helpers turn what the training gave into the lesson's numbers:
   epoch loop and the steady seconds per epoch.
 - `walk`: the notes' walk of one weight, W_new = W_old − η·∂C/∂w, by hand in
   NumPy and by Keras's `SGD`, side by side.
-- `keras_trajectory` / `random_gradients` / `reference_max_abs_diff`:
-  `models.lessons.update_rules` against `keras.optimizers.*` on the same gradients;
+- `keras_trajectory` / `KerasReplay` / `random_gradients` / `reference_max_abs_diff`:
+  `models.lessons.update_rules` against `keras.optimizers.*` on the same gradients
+  (Keras's steps replayed in one traced graph loop);
 - `epochs_to_target`, `state_per_weight`: when a loss curve reaches a target,
   and how much state an optimizer keeps per weight.
 """
@@ -104,21 +105,74 @@ def walk(split, feature_names, *, feature, start, learning_rate, steps, seed):
 def keras_trajectory(name, weights, gradients, learning_rate):
     """Applies Keras's optimizer `name` to the gradients in turn.
 
-    `name` is one of `models.training.optimizers.NAMES`.
+    `name` is one of `models.training.optimizers.NAMES`. The steps run in one
+    traced graph loop (`KerasReplay`), not one eager `apply` per step: the same
+    float32 kernels in the same order, so the same weights, bit for bit.
 
     Returns:
         The weights after every step, `[steps, *weights.shape]`, in the weights' dtype.
     """
     weights = np.asarray(weights)
-    variable = keras.Variable(weights, dtype=weights.dtype.name)
-    optimizer = optimizers.make(name, learning_rate)
-    optimizer.build([variable])
-    path = []
-    for gradient in gradients:
-        optimizer.apply([keras.ops.convert_to_tensor(np.asarray(gradient, weights.dtype))],
-                        [variable])
-        path.append(np.array(variable.numpy()))
-    return np.stack(path)
+    return KerasReplay(name, weights.shape, weights.dtype)(weights, gradients, learning_rate)
+
+
+class KerasReplay:
+    """Keras's optimizer `name` on one variable, replayed over a sequence of gradients.
+
+    One Keras optimizer (`models.training.optimizers.make`) built on one
+    variable of `shape`, and one `tf.function` that applies it to every
+    gradient of a sequence in a graph `while_loop` and returns the weights
+    after each step. It is traced once per sequence length; each call starts
+    afresh (the variable set to the given weights, the optimizer's variables
+    back to their state when built) at the learning rate it is given, so one
+    replay serves several learning rates. Grappler is off for its calls, so
+    the graph runs the very kernels an eager `optimizer.apply` runs (its
+    arithmetic rewrites, e.g. sqrt-then-divide into rsqrt-then-multiply, would
+    change the last bits).
+
+    Args:
+        name: one of `models.training.optimizers.NAMES`.
+        shape: the weights' shape.
+        dtype: the weights' dtype. Defaults to `float32`.
+    """
+
+    def __init__(self, name, shape, dtype=np.float32):
+        import tensorflow as tf
+
+        from models import tensorflow_internals
+
+        dtype = np.dtype(dtype)
+        self.variable = keras.Variable(np.zeros(shape, dtype), dtype=dtype.name)
+        self.optimizer = optimizers.make(name, 0.01)
+        self.optimizer.build([self.variable])
+        self._initial = [np.array(v.numpy()) for v in self.optimizer.variables]
+        self._dtype = dtype
+        self._options = tensorflow_internals.call_options()
+        optimizer, variable = self.optimizer, self.variable
+
+        @tf.function(autograph=False)
+        def replay(gradients):
+            steps = tf.shape(gradients)[0]
+
+            def step(i, path):
+                optimizer.apply([gradients[i]], [variable])
+                return i + 1, path.write(i, variable.value.read_value())
+
+            path = tf.TensorArray(variable.dtype, size=steps, element_shape=variable.shape)
+            _, path = tf.while_loop(lambda i, path: i < steps, step, (tf.constant(0), path))
+            return path.stack()
+
+        self._replay = replay
+
+    def __call__(self, weights, gradients, learning_rate):
+        """The weights after every step, `[steps, *shape]`, from `weights` at `learning_rate`."""
+        for state, value in zip(self.optimizer.variables, self._initial):
+            state.assign(value)
+        self.variable.assign(np.asarray(weights, self._dtype))
+        self.optimizer.learning_rate = float(learning_rate)
+        with self._options:
+            path = self._replay(np.asarray(gradients, self._dtype))
+        return np.asarray(path)
 
 
 def random_gradients(steps, shape, seed, dtype=np.float32):
@@ -144,12 +198,13 @@ def reference_max_abs_diff(name, learning_rates=REFERENCE_LEARNING_RATES, *,
     and by Keras's optimizer; the difference is taken after every step.
     """
     rng = np.random.default_rng(seed)
+    replay = KerasReplay(name, shape)  # one traced loop for every learning rate
     worst = 0.0
     for i, learning_rate in enumerate(learning_rates):
         weights = rng.normal(size=shape).astype(np.float32)
         gradients = random_gradients(steps, shape, seed + i + 1)
         ours = update_rules.trajectory(name, weights, gradients, learning_rate=learning_rate)
-        theirs = keras_trajectory(name, weights, gradients, learning_rate)
+        theirs = replay(weights, gradients, learning_rate)
         worst = max(worst, float(np.max(np.abs(ours - theirs))))
     return worst
 
