@@ -306,6 +306,8 @@ def test_updates_with_fewer_ops_leave_other_optimizers_to_keras():
     assert not updates.supported(keras.optimizers.RMSprop(momentum=0.5))
     assert not updates.supported(keras.optimizers.AdamW())  # a subclass: its own update_step
     assert not updates.supported(keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD()))
+    assert not updates.supported(keras.optimizers.Adam(gradient_accumulation_steps=2))
+    assert not updates.supported(keras.optimizers.SGD(use_ema=True))
     optimizer = keras.optimizers.Adam()
     keras_update = optimizer._backend_update_step
     with updates.fewer_ops(optimizer):

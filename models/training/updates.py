@@ -21,8 +21,12 @@ over epochs). Outside the block nothing changes.
 It applies to Keras's `SGD` (with or without momentum, Nesterov too),
 `Adagrad`, `RMSprop` (without momentum, not centred) and `Adam` (not
 AMSGrad), used as they are (not subclassed), without a `tf.distribute` strategy
-and on dense float gradients; any other optimizer, or such a step, goes
-through Keras's own code as before.
+and on dense float gradients, on the Keras releases it was checked against
+(`CHECKED_KERAS`); any other optimizer, release or such a step goes through
+Keras's own code as before. `_backend_update_step` is Keras's private hook,
+replaced on the optimizer instance for the block only: it is the one place
+the package writes an optimizer's arithmetic itself, and it is there for
+speed alone (the rules themselves, for reading, are `models.lessons.update_rules`).
 """
 
 from __future__ import annotations
@@ -33,10 +37,24 @@ import keras
 import tensorflow as tf
 
 
+CHECKED_KERAS = ("3.15.",)
+"""The Keras releases whose update rules these are checked against, bit for bit
+(`tests/test_performance.py`); with any other, Keras's own code runs."""
+
+
 def supported(optimizer):
-    """Whether `fewer_ops` writes `optimizer`'s update itself (else Keras's own code runs)."""
+    """Whether `fewer_ops` writes `optimizer`'s update itself (else Keras's own code runs).
+
+    Only for a Keras release in `CHECKED_KERAS` (a later one may change its
+    rules), and not with gradient accumulation or an exponential moving
+    average of the weights (Keras's `apply` wraps the update in more there).
+    """
     kind = type(optimizer)
-    if kind not in _RULES:
+    if kind not in _RULES or not keras.__version__.startswith(CHECKED_KERAS):
+        return False
+    if not hasattr(optimizer, "_backend_update_step"):
+        return False
+    if getattr(optimizer, "gradient_accumulation_steps", None) or getattr(optimizer, "use_ema", False):
         return False
     if getattr(optimizer, "_distribution_strategy", None) is not tf.distribute.get_strategy():
         return False
