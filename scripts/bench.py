@@ -183,10 +183,12 @@ def train_ours(job, callbacks=False, validation=False):
     import keras
 
     from models import training
+    from models.training import twins
     from models.training.callbacks import EpochLogger
 
     model = job.keras_model()
     split = job.split
+    twins.forget()  # trace as a fresh process does, not reuse an earlier repeat's epoch
     kwargs = {"validation_data": (split.x_val, split.y_val)} if validation else {}
     if callbacks:
         stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=job.epochs,
@@ -216,7 +218,7 @@ def train_cli(job):
     """
     import contextlib
 
-    from models.training import checkpoints
+    from models.training import checkpoints, twins
     from recipes.core import options, registry
     from recipes.core.workflow import Run
 
@@ -231,6 +233,7 @@ def train_cli(job):
         run = Run(config)
         run.device  # noqa: B018  chosen once per run, before the model, as a recipe does
         model = job.keras_model()
+        twins.forget()  # trace as a fresh process does, not reuse an earlier repeat's epoch
         saves = []
         save = checkpoints.Checkpoint._save
 
