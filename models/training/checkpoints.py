@@ -363,7 +363,7 @@ class Checkpoint(keras.callbacks.Callback):
 
     def _start_write(self, done):
         model, optimizer = self.model.variables, self.model.optimizer.variables
-        values = _read(model + optimizer)
+        values = _values(model + optimizer)
         arrays = {f"model_{i}": value for i, value in enumerate(values[:len(model)])}
         arrays.update({f"optimizer_{i}": value for i, value in enumerate(values[len(model):])})
         state = {
@@ -459,7 +459,7 @@ def _plain(value):
     return value
 
 
-def _read(variables):
+def _values(variables):
     """The variables' values as NumPy arrays, read in one TensorFlow op (four times faster)."""
     import tensorflow as tf
 
