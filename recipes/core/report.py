@@ -151,11 +151,17 @@ _rendered = weakref.WeakKeyDictionary()
 
 
 def png(figure):
-    """`figure` as PNG bytes (100 dpi, cropped to its contents), rendered on the first call only."""
+    """`figure` as PNG bytes at 100 dpi, rendered on the first call only.
+
+    The page is the figure's own size: every figure in `recipes.core.plots`
+    is laid out by `tight_layout` already. Cropping it again
+    (`bbox_inches="tight"`) costs a second layout pass of every text, 0.1 to
+    0.35 s per recipe on 2 cores, for 5 pixels of margin.
+    """
     data = _rendered.get(figure)
     if data is None:
         buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+        figure.savefig(buffer, format="png", dpi=100)
         data = _rendered[figure] = buffer.getvalue()
     return data
 
