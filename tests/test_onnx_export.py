@@ -56,6 +56,29 @@ def test_onnx_outputs_equal_keras_outputs(head, tmp_path):
         assert list(got["labels"]) == [dataset.class_names[i] for i in got["class_ids"]]
 
 
+@pytest.mark.parametrize("head", ["sigmoid", "relu"])
+def test_leaving_out_the_inapplicable_optimizers_writes_the_same_file(head, monkeypatch):
+    """tf2onnx's optimizers for ops these models lack (quantization, loops...) change nothing.
+
+    The two files are compared as text, the numbers tf2onnx appends to the
+    names it makes (`one_hot__42`, `unk__10`: global counters) left out.
+    """
+    import re
+
+    dataset, _, model = _trained(head)
+    servable = savedmodel.servable(
+        model, savedmodel.serving_function(model, dataset.task, dataset.class_names))
+
+    def converted():
+        return re.sub(r"__\d+", "__N", str(onnx_model.convert(servable)))
+
+    lean = converted()
+    monkeypatch.setattr(onnx_model, "NOT_APPLICABLE", ())
+    every = converted()
+    assert "MatMul" in lean and "raw_data" in lean  # the graph and its weights
+    assert lean == every
+
+
 def test_export_writes_onnx_and_records_it(tmp_path):
     dataset, split, model = _trained("softmax")
     folder = savedmodel.export(

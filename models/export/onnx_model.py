@@ -38,6 +38,15 @@ CHECK_ROWS = 16
 RTOL, ATOL = 1e-4, 1e-5
 """Tolerances of the check made at export time, on float outputs."""
 
+NOT_APPLICABLE = ("remove_redundant_upsample", "const_dequantize_optimizer", "loop_optimizer",
+                  "global_pool_optimizer", "q_dq_optimizer", "einsum_optimizer")
+"""tf2onnx's graph optimizers for ops the exported models never have (Upsample,
+quantization, Loop, global pooling, Einsum); the conversion leaves them out.
+tf2onnx copies the whole graph before each optimizer it runs, on every pass,
+so each costs time even where it finds nothing to do; without these six the
+file is the same (`tests/test_onnx_export.py`).
+"""
+
 
 def convert(servable):
     """Converts a serving function and the state it reads to an ONNX model with the same names.
@@ -55,7 +64,7 @@ def convert(servable):
     """
     import tensorflow as tf
     from tf2onnx import convert as tf2onnx_convert
-    from tf2onnx import tf_loader
+    from tf2onnx import optimizer, tf_loader
 
     function = signature_function(servable)
     # What tf2onnx's SavedModel loader does with a signature's function: the
@@ -75,11 +84,24 @@ def convert(servable):
         proto, _ = tf2onnx_convert._convert_common(
             graph_def, name=SIGNATURE, opset=OPSET, input_names=inputs, output_names=outputs,
             initialized_tables=tables, tensors_to_rename=renames,
+            optimizers=_applicable(optimizer),
         )
     unsupported = [p for p in problems if p.startswith("Unsupported ops")]
     if unsupported:  # tf2onnx logs these and writes the ops through unconverted
         raise ValueError(f"tf2onnx cannot convert this model: {unsupported[0]}")
     return proto
+
+
+def _applicable(optimizer):
+    """tf2onnx's optimizers in its order, less `NOT_APPLICABLE`; `None` (all) if it lists none.
+
+    tf2onnx has no public list of its optimizers: `_get_optimizers` is what its
+    own `optimize_graph` reads.
+    """
+    every = getattr(optimizer, "_get_optimizers", lambda: None)()
+    if not isinstance(every, dict):
+        return None
+    return type(every)((name, make) for name, make in every.items() if name not in NOT_APPLICABLE)
 
 
 class _Captured(logging.Handler):
