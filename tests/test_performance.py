@@ -109,6 +109,20 @@ def test_cli_sets_one_intra_op_thread_unless_the_user_chose():
         assert f"THREADS {expected}" in done.stdout, done.stderr[-2000:]
 
 
+def test_cli_hides_the_tensorflow_import_from_the_garbage_collector_once(tmp_path):
+    """After TensorFlow starts, the CLI freezes what the import made, once a process."""
+    code = ("import gc, sys\nfrom recipes.run import run_recipe\n"
+            "args = ['--epochs', '1', '--no-export', '--output-dir', sys.argv[1]]\n"
+            "run_recipe('logistic-unit', args, verbose=False)\n"
+            "first = gc.get_freeze_count()\n"
+            "run_recipe('logistic-unit', args, verbose=False)\n"
+            "print('FROZEN', first, gc.get_freeze_count())\n")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=120)
+    first, second = map(int, done.stdout.split("FROZEN")[1].split())
+    assert first > 100_000 and second == first, done.stderr[-2000:]
+
+
 def test_epoch_function_traces_once_and_validates_in_the_same_call(digits):
     model = _model(digits, hidden=(8,))
     x = tf.constant(digits.x_train)
