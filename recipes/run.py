@@ -89,7 +89,7 @@ def run_recipe(name, argv, out=None, verbose=True):
     from recipes.core import workflow  # NumPy and the models package, not TensorFlow
 
     workflow.check_outputs(config)  # before TensorFlow starts: a bad folder fails at once
-    if recipe.tensorflow:
+    if recipe.uses_tensorflow(config):  # before the recipe's clock starts
         devices.import_tensorflow()
         if not gc.get_freeze_count():  # once a process; see `leave`
             gc.freeze()

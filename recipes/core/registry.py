@@ -57,7 +57,7 @@ class Recipe:
         options: the names of the common options it accepts (see `recipes.core.options`).
         defaults: its defaults for those options, e.g. `{"epochs": 60}`.
         module: the module that holds it; its docstring is the lesson.
-        tensorflow: whether it uses TensorFlow.
+        tensorflow: whether it uses TensorFlow whatever the options (to train).
     """
 
     name: str
@@ -69,6 +69,10 @@ class Recipe:
     defaults: dict = field(default_factory=dict)
     module: str = ""
     tensorflow: bool = True
+
+    def uses_tensorflow(self, config):
+        """Whether a run with `config` uses TensorFlow: to train, or to export (`--no-export` off)."""
+        return self.tensorflow or ("no_export" in self.options and config.export)
 
 
 _RECIPES: dict[str, Recipe] = {}
@@ -87,8 +91,10 @@ def register(name, *, scenario, data, summary, options, defaults=None, tensorflo
             `ALWAYS` (`--seed`, `--output-dir`, `--report`) are added, and to a
             recipe that trains (it takes `epochs`) `TRAINED` (`--tensorboard`).
         defaults: its own defaults for those options. Defaults to `{}`.
-        tensorflow: whether it uses TensorFlow (the CLI then imports it first,
-            quietly). Defaults to `True`.
+        tensorflow: whether it uses TensorFlow to train. The CLI then imports it
+            first, quietly, before the recipe's clock starts; it does so too for
+            a run that exports (`--no-export` off), since every export writes a
+            SavedModel. Defaults to `True`.
 
     Returns:
         The decorator; it returns the function unchanged.
