@@ -91,7 +91,10 @@ def run_recipe(name, argv, out=None, verbose=True):
     workflow.check_outputs(config)  # before TensorFlow starts: a bad folder fails at once
     if recipe.uses_tensorflow(config):  # before the recipe's clock starts
         devices.import_tensorflow()
-        if not gc.get_freeze_count():  # once a process; see `leave`
+        # What the import made (about 400,000 objects: modules, their functions) lives
+        # as long as the process. Frozen, Python's full collections skip it: each one
+        # otherwise walks it all, 0.2-0.3 s on 2 cores (one in a run of early-stopping).
+        if not gc.get_freeze_count():  # once a process
             gc.freeze()
 
     result = recipe.run(workflow.Run(config))
@@ -203,11 +206,6 @@ def leave(status):
     Tearing down a process that imported TensorFlow takes about a second (Python's
     final garbage collection over TensorFlow's objects); everything a run wrote is
     closed by the time the CLI returns, so it leaves without that.
-
-    For the same reason `run_recipe` hands the objects the TensorFlow import
-    made (about 400,000, modules and their functions: never garbage) to
-    `gc.freeze` before the recipe runs: otherwise each full collection during
-    the run walks them all, 0.2-0.3 s on 2 cores, and a lesson gets one or two.
     """
     for stream in (sys.stdout, sys.stderr):
         try:
