@@ -206,7 +206,7 @@ def _executor(run_epoch):
 
 @pytest.mark.skipif(_ON_GPU, reason="with a GPU every model keeps TensorFlow's defaults")
 def test_small_models_train_on_the_lean_path_and_large_ones_do_not(digits):
-    small, large = _model(digits, hidden=(64, 64)), _model(digits, hidden=(256, 256))
+    small, large = _model(digits, hidden=(64, 64)), _model(digits, hidden=(384, 384))
     assert small.count_params() < training.LEAN_PARAMETERS < large.count_params()
     assert training.is_lean(small) and not training.is_lean(large)
     x, y = tf.constant(digits.x_train), tf.constant(digits.y_train)
