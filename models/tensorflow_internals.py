@@ -7,7 +7,7 @@ the run gets slower, it never breaks.
 
 | call | module | what it buys (2-core CPU, TF 2.21) | without it |
 |---|---|---|---|
-| `ConcreteFunction._call_flat` with other captured inputs | `tensorflow.python.eager.polymorphic_function.concrete_function` | a twin (same architecture, e.g. `early-stopping`'s three models) runs the first one's traced epoch on its own variables instead of tracing again (`models.training.twins`): about 0.25 s a twin | each fit traces its own epoch: same numbers, slower |
+| `ConcreteFunction._call_flat` with other captured inputs | `tensorflow.python.eager.polymorphic_function.concrete_function` | a twin (same architecture, e.g. `early-stopping`'s three models) runs the first one's traced epoch on its own variables instead of tracing again (`models.training.twins`): about 0.25 s a twin; and a model's own traced epoch is called without the `tf.function`'s argument binding and trace lookup, about 0.15 ms an epoch (`models.training.loop._direct`) | each fit traces its own epoch, and calls it through the `ConcreteFunction`: same numbers, slower |
 | `FunctionCallOptions` with grappler off and an executor | `tensorflow.python.eager.context`, `tensorflow.core.protobuf.config_pb2` | a small model's epoch skips graph optimization and runs on the single-threaded executor: the digits 64-64 MLP's first epoch 0.30 → 0.17 s, later epochs 6.2 → 4.7 ms (`models.training.loop.is_lean`) | TensorFlow's default call options: same numbers, that much slower |
 
 The ONNX export (`models.export.onnx_model`) freezes the serving function's
