@@ -79,7 +79,7 @@ def regularization(run):
     # The same wide network five ways, each from the same seed (so the same starting
     # weights): plain, L2 on the hidden kernels, Dropout after each hidden layer,
     # EarlyStopping on the validation loss, and all three.
-    results, histories, marks = {}, {}, {}
+    models, callbacks = {}, {}
     for key, label, use_l2, use_dropout, use_stopping in VARIANTS:
         with run.scope():
             network = keras.Sequential(name=f"regularization_{key}")
@@ -90,21 +90,26 @@ def regularization(run):
                 if use_dropout:
                     network.add(keras.layers.Dropout(config.dropout, name=f"dropout_{i}"))
             network.add(keras.layers.Dense(data.n_classes, activation="softmax", name="output"))
-            model = data.with_preprocessing(network)
-            model.compile(optimizer=run.optimizer(), loss="sparse_categorical_crossentropy",
-                          metrics=["accuracy"])
-        callbacks = []
+            models[key] = data.with_preprocessing(network)
+            models[key].compile(optimizer=run.optimizer(), loss="sparse_categorical_crossentropy",
+                                metrics=["accuracy"])
         if use_stopping:
-            callbacks.append(keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=config.patience, restore_best_weights=True))
-        history = run.fit(model, data.x_train, data.y_train, epochs=config.epochs,
-                          batch_size=config.batch_size, validation_data=(data.x_val, data.y_val),
-                          callbacks=callbacks, variant=key).history
+            callbacks[key] = [keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=config.patience, restore_best_weights=True)]
 
-        # Accuracy of the final model in inference mode (dropout off), on every split.
-        results[key] = {**lesson.scores(model, "multiclass", data.encoded_split),
+    # Five independent trainings, as `run.fit` does each: on a CPU `run.fit_each`
+    # trains them side by side, one per core, with the numbers of one after another.
+    histories = run.fit_each(models, data.x_train, data.y_train, callbacks=callbacks,
+                             epochs=config.epochs, batch_size=config.batch_size,
+                             validation_data=(data.x_val, data.y_val))
+
+    # Accuracy of each final model in inference mode (dropout off), on every split.
+    results, curves, marks = {}, {}, {}
+    for key, label, _, _, use_stopping in VARIANTS:
+        history = histories[key].history
+        results[key] = {**lesson.scores(models[key], "multiclass", data.encoded_split),
                         "epochs": len(history["loss"])}
-        histories[label] = history
+        curves[label] = history
         if use_stopping:
             marks[label] = 1 + int(np.argmin(history["val_loss"]))
 
@@ -124,7 +129,7 @@ def regularization(run):
                          f"{data.n_classes} softmax"])
     weights = sum(int(np.prod(w.shape)) for w in network.trainable_weights)
     figure = plots.train_val_panels(
-        histories, f"regularization: {len(data.split.y_train)} training rows, {shape}",
+        curves, f"regularization: {len(data.split.y_train)} training rows, {shape}",
         marks=marks)
     return run.result(
         details=results, tables=[table], figures={"regularization.png": figure}, data=data,

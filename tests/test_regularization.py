@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -456,6 +457,89 @@ def test_a_killed_regularization_run_resumes_and_ends_like_an_uninterrupted_one(
     resumed = json.loads((tmp_path / "resumed.json").read_text())["details"]
     plain = json.loads((tmp_path / "plain.json").read_text())["details"]
     assert resumed == plain
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="side by side needs 2 CPU cores")
+def test_a_sigterm_stops_the_variants_training_side_by_side_and_they_resume(cli, tmp_path):
+    """`Run.fit_each`: the variants train in threads; one signal stops each, its epoch saved."""
+    out = tmp_path / "models"
+    args = ["regularization", "--epochs", "60", "--batch-size", "1", "--hidden", "16,16",
+            "--patience", "60"]
+    command = [sys.executable, "-m", "recipes.run", *args, "--output-dir", str(out)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+    # 1. SIGTERM once two variants have a checkpoint on disk: both are under way
+    log_path = tmp_path / "terminated.log"
+    with open(log_path, "w") as log:
+        stopped = subprocess.Popen(command, cwd=REPO, env=env, stdout=log,
+                                   stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 240
+            while len(list(out.glob(f"{checkpoints.RUNS}/*/{checkpoints.FILE}"))) < 2:
+                assert stopped.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline
+                time.sleep(0.005)
+            stopped.send_signal(signal.SIGTERM)
+            assert stopped.wait(timeout=60) == 143, log_path.read_text()
+        finally:
+            if stopped.poll() is None:
+                stopped.kill()
+                stopped.wait(timeout=60)
+    output = log_path.read_text()
+    saved = re.search(r"^Terminated \(SIGTERM\): (.+) are saved in (\S+);", output, flags=re.M)
+    assert saved, output
+    assert "Traceback" not in output
+    counts = dict((v, int(n)) for n, v in re.findall(r"(\d+) epoch\(s\) of (\w+)", saved[1]))
+    assert set(counts) == {"none", "l2"} and all(0 < n < 60 for n in counts.values()), output
+    assert Path(saved[2]) == out / checkpoints.RUNS
+
+    # 2. the same command resumes both from their saved epochs and finishes
+    done = subprocess.run([*command, "--report", str(tmp_path / "resumed.json")],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for variant, epochs in counts.items():
+        assert f"Resuming ({variant}) from epoch {epochs} of 60" in done.stdout, done.stdout
+    assert not (out / checkpoints.RUNS).exists()
+
+    # 3. the same training without interruption (in this process): the same numbers
+    status, _, err = cli(*args, "--output-dir", tmp_path / "plain", "--report",
+                         tmp_path / "plain.json")
+    assert status == 0, err
+    resumed = json.loads((tmp_path / "resumed.json").read_text())["details"]
+    plain = json.loads((tmp_path / "plain.json").read_text())["details"]
+    assert resumed == plain
+
+
+def test_variants_side_by_side_give_the_numbers_of_one_after_another(cli, tmp_path,
+                                                                     monkeypatch):
+    from recipes.core.workflow import Run
+
+    args = ["regularization", "--epochs", "12", "--hidden", "32,32", "--patience", "3"]
+    threads, fit = [], Run._fit
+
+    def watched(self, *args, **kwargs):  # the real fit; which thread ran it is noted
+        threads.append(threading.current_thread().name)
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(Run, "_fit", watched)
+    ways = []
+    for together in (True, False):
+        if not together:
+            monkeypatch.setattr(Run, "_side_by_side", lambda self, models: 1)
+        report = tmp_path / f"{together}.json"
+        status, out, err = cli(*args, "--output-dir", tmp_path / str(together), "--report",
+                               report)
+        assert status == 0, err
+        ways.append((json.loads(report.read_text()), out))
+    (side_by_side, out_a), (one_by_one, out_b) = ways
+    if len(os.sched_getaffinity(0)) >= 2:  # in threads, then in the main thread
+        assert all(name.startswith("fit") for name in threads[:5]), threads
+    assert threads[5:] == ["MainThread"] * 5
+    assert side_by_side["details"] == one_by_one["details"]
+    lines = [re.findall(r"^  (\w+) +(final loss .+ epochs) \(", o, flags=re.M)
+             for o in (out_a, out_b)]
+    assert lines[0] == lines[1]  # the final losses too
+    assert [variant for variant, _ in lines[0]] == list(VARIANTS)  # in the variants' order
 
 
 # --- The options every training recipe takes ---

@@ -10,7 +10,8 @@ Both act at epoch ends only, so they work with `model.fit` and with
 `models.training.fit` (which calls callbacks at train and epoch boundaries).
 `TerminateOnNonFinite` is Keras's `TerminateOnNaN` at epoch ends,
 `EpochLogger` the progress line (or bar) `models.training.fit` shows, and
-`EpochScalars` writes what a lesson measures after each epoch to TensorBoard.
+`EpochScalars` writes what a lesson measures after each epoch to TensorBoard,
+and `StopWhenAsked` is Ctrl-C for a fit in another thread.
 """
 
 from __future__ import annotations
@@ -220,6 +221,34 @@ class TerminateOnNonFinite(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(loss):
             self.model.stop_training = True
+
+
+class StopWhenAsked(keras.callbacks.Callback):
+    """Stops a fit running in another thread once `ask()` is called: Ctrl-C for a thread.
+
+    Signals reach the main thread only. A fit in a worker thread
+    (`recipes.core.workflow.Run.fit_each`) gets this callback, last; the main
+    thread's signal handler calls `ask()`. With the fit's resume `checkpoint`
+    the epoch under way is saved first (`Checkpoint.stop_soon`); then, at
+    the next epoch's start, the fit raises `KeyboardInterrupt`.
+
+    Args:
+        checkpoint: the fit's `models.training.checkpoints.Checkpoint`, or `None`.
+    """
+
+    def __init__(self, checkpoint=None):
+        super().__init__()
+        self.checkpoint = checkpoint
+        self.asked = False
+
+    def ask(self):
+        self.asked = True
+        if self.checkpoint is not None:
+            self.checkpoint.stop_soon()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.asked:  # the checkpoint, before this callback, has saved and raised if it could
+            raise KeyboardInterrupt
 
 
 class EpochScalars(keras.callbacks.Callback):

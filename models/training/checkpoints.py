@@ -326,12 +326,16 @@ class Checkpoint(keras.callbacks.Callback):
     def _deliver(self, signum):
         before = self._held.get(signum, signal.SIG_DFL)
         self._restore_signals()
-        if callable(before):
-            before(signum, None)  # e.g. raises KeyboardInterrupt
-        elif signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        else:  # the default action: end the process, as the signal would have
-            os.kill(os.getpid(), signum)
+        deliver(signum, before)
+
+    def stop_soon(self):
+        """Stops the fit as a held-back Ctrl-C would: its epoch under way saved, then `KeyboardInterrupt`.
+
+        For a fit in another thread, where no signal arrives
+        (`recipes.core.workflow.Run.fit_each`); callable from any thread.
+        """
+        if self._caught is None:
+            self._caught = signal.SIGINT
 
     def _restore_signals(self):
         held, self._held = self._held, {}
@@ -490,6 +494,16 @@ def _write_atomically(path, content):
         temporary.unlink(missing_ok=True)
         raise
     layout.fsync_path(path.parent)
+
+
+def deliver(signum, before):
+    """Acts on signal `signum` as its handler `before` (from `signal.getsignal`) would have."""
+    if callable(before):
+        before(signum, None)  # e.g. raises KeyboardInterrupt
+    elif signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    else:  # the default action: end the process, as the signal would have
+        os.kill(os.getpid(), signum)
 
 
 def _take(folder):

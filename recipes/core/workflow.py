@@ -18,8 +18,10 @@ is the one training path: it follows `model.fit` (`epochs`, `batch_size`,
 `validation_data`, `callbacks` → a Keras `History`) and trains with
 `models.training.fit` (a whole epoch per `tf.function` call) or, under
 `--strategy`, `models.training.distribute.fit`. A lesson that compares
-variants calls it once per variant with `variant=NAME`; each variant then
-has its own checkpoint, so a killed comparison resumes where it stopped.
+variants calls it once per variant with `variant=NAME`, or `run.fit_each`
+for independent models (side by side on a CPU's cores, the same numbers);
+each variant then has its own checkpoint, so a killed comparison resumes
+where it stopped.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ import json
 import math
 import os
 import shlex
+import signal
 import tempfile
+import threading
 import time
 
 import numpy as np
@@ -245,6 +249,98 @@ class Run:
         Raises:
             RunError: the loss became NaN or infinite (the message names the epoch).
         """
+        history, seconds = self._fit(
+            model, x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data,
+            callbacks=callbacks, variant=variant, verbose=verbose, epoch_scalars=epoch_scalars)
+        self.train_seconds += seconds
+        self._say_trained(variant, history, seconds)
+        return history
+
+    def fit_each(self, models, x, y, *, callbacks=None, **options):
+        """`fit` for each of several independent models, side by side where that is faster.
+
+        On a machine of two or more CPU cores and no GPU, when every model is
+        small enough for the training path's lean, one-core epoch
+        (`models.training.loop.is_lean`), the fits run in threads, one per
+        core at a time; each trains its own model from its own seeded state,
+        so the numbers are those of the fits one after another, bit for bit.
+        Otherwise (a GPU, `--strategy`, `--tensorboard`, one core, a larger
+        model) they run one after another. The lines they print come in the
+        order of `models` either way.
+
+        Ctrl-C or SIGTERM stops every fit under way at the end of its epoch,
+        that epoch saved, as it stops `fit`: the same command resumes each one.
+
+        Args:
+            models: `{variant: compiled model}`; each trains as
+                `fit(model, x, y, variant=variant, ...)`.
+            x: training features, for every model.
+            y: training targets, for every model.
+            callbacks: `{variant: [Keras callbacks]}` for the variants that have
+                any. Defaults to `None` (none).
+            **options: `fit`'s other arguments (`epochs`, `batch_size`,
+                `validation_data`, ...), the same for every model.
+
+        Returns:
+            `{variant: keras.callbacks.History}`, in the order of `models`.
+
+        Raises:
+            RunError: a model's loss became NaN or infinite (the other fits stop first).
+        """
+        callbacks = callbacks or {}
+        workers = self._side_by_side(models)
+        if workers == 1:
+            return {variant: self.fit(model, x, y, callbacks=callbacks.get(variant, ()),
+                                      variant=variant, **options)
+                    for variant, model in models.items()}
+        from concurrent import futures
+
+        from models.training.callbacks import StopWhenAsked
+
+        stops = {variant: StopWhenAsked() for variant in models}
+        started = time.perf_counter()
+        with futures.ThreadPoolExecutor(workers, thread_name_prefix="fit") as pool, \
+                _stopping_on_signals(stops.values()) as caught:
+            jobs = {variant: pool.submit(self._fit, model, x, y,
+                                         callbacks=callbacks.get(variant, ()), variant=variant,
+                                         stop=stops[variant], **options)
+                    for variant, model in models.items()}
+            futures.wait(jobs.values(), return_when=futures.FIRST_EXCEPTION)
+            if any(job.done() and job.exception() for job in jobs.values()):
+                for variant, job in jobs.items():
+                    job.cancel()  # not started: it never will
+                    stops[variant].ask()
+                futures.wait(jobs.values())
+        self.train_seconds += time.perf_counter() - started
+        failures = [job.exception() for job in jobs.values()
+                    if not job.cancelled() and job.exception() is not None]
+        problems = [error for error in failures if not isinstance(error, KeyboardInterrupt)]
+        if problems:
+            raise problems[0]  # the first model's in the order given, as one after another
+        if failures or caught["signal"] is not None:  # a signal the fits stopped for
+            _interrupted(failures, caught)
+        histories = {}
+        for variant, job in jobs.items():
+            histories[variant], seconds = job.result()
+            self.histories[variant] = self.histories.pop(variant)  # in the order of `models`
+            self._say_trained(variant, histories[variant], seconds)
+        return histories
+
+    def _side_by_side(self, models):
+        """How many of `models`' fits `fit_each` runs at a time (1: one after another)."""
+        from models.training import loop
+
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        self.device  # noqa: B018  the device and the strategy, chosen before any thread starts
+        if (len(models) < 2 or (cores or 1) < 2 or not distribute.is_default(self.strategy)
+                or self.mixed_precision or self.config.tensorboard is not None
+                or not all(loop.is_lean(model) for model in models.values())):
+            return 1
+        return min(cores, len(models))
+
+    def _fit(self, model, x, y, *, epochs=None, batch_size=None, validation_data=None,
+             callbacks=(), variant=None, verbose=None, epoch_scalars=None, stop=None):
+        """`fit`'s work, for any thread: returns `(history, seconds)`; `stop`: a `StopWhenAsked`."""
         from models.training import loop
         from models.training.callbacks import TerminateOnNonFinite
 
@@ -265,6 +361,9 @@ class Run:
         if checkpoint is not None:
             resume["initial_epoch"] = self._resume_epoch(checkpoint, model, epochs, variant)
             callbacks.append(checkpoint)  # last: it records early stopping's decisions
+        if stop is not None:
+            stop.checkpoint = checkpoint
+            callbacks.append(stop)  # after the checkpoint, which saves before it stops
         started = time.perf_counter()
         try:
             history = train(model, x, y, epochs=epochs, batch_size=batch_size,
@@ -274,6 +373,7 @@ class Run:
             if checkpoint is not None:
                 checkpoint.release()
                 if isinstance(error, KeyboardInterrupt) and checkpoint.epoch_saved:
+                    error.saved = (variant, checkpoint.epoch_saved, checkpoint.folder)
                     error.resume = (  # the CLI's one line (exit 130 Ctrl-C, 143 SIGTERM)
                         f"{getattr(error, 'what', 'Interrupted')}: {checkpoint.epoch_saved} "
                         f"epoch(s) are saved in {checkpoint.folder}; the same command resumes "
@@ -282,19 +382,21 @@ class Run:
         if checkpoint is not None and checkpoint.save_error:
             self.notes.append(f"Checkpoint not saved: {checkpoint.save_error}")
         seconds = time.perf_counter() - started
-        self.train_seconds += seconds
         if checkpoint is not None:
             history.history = checkpoint.merge(history.history)
             history.epoch = list(range(len(history.history["loss"])))
             history.resumed_from = checkpoint.epoch if resume["initial_epoch"] else 0
         self._stop_if_diverged(history.history["loss"], checkpoint, variant, epochs, model)
         self.histories[variant] = history.history
-        if config.verbose and variant is not None:
+        return history, seconds
+
+    def _say_trained(self, variant, history, seconds):
+        """A variant's one line when it has trained (the run's one model shows its epochs instead)."""
+        if self.config.verbose and variant is not None:
             logs = history.history
             val = f", val loss {logs['val_loss'][-1]:.4f}" if "val_loss" in logs else ""
             print(f"  {variant:<16} final loss {logs['loss'][-1]:.4f}{val}, "
                   f"{len(logs['loss'])} epochs ({seconds:.1f} s)", flush=True)
-        return history
 
     def tensorboard_dir(self, variant=None):
         """The folder of `--tensorboard` event files for `variant` (a sub-folder), or `None`."""
@@ -803,3 +905,62 @@ def history_csv(history):
     for i in range(len(history[keys[0]])):
         writer.writerow([i + 1, *(f"{history[k][i]:.6g}" for k in keys)])
     return out.getvalue()
+
+
+@contextlib.contextmanager
+def _stopping_on_signals(stops):
+    """Inside: SIGINT and SIGTERM ask every fit to stop (`StopWhenAsked.ask`) instead of acting.
+
+    Yields `{"signal": the first one caught or None, "handlers": the ones before}`
+    for `_interrupted`. A second signal acts at once, as its handler before would
+    have. In a thread other than the main one, where handlers cannot be set,
+    signals act as usual.
+    """
+    from models.training.checkpoints import deliver
+
+    caught = {"signal": None, "handlers": {}}
+
+    def restore():
+        for signum, before in caught["handlers"].items():
+            signal.signal(signum, before)
+
+    def catch(signum, frame):
+        if caught["signal"] is not None:  # a second one: stop now
+            restore()
+            deliver(signum, caught["handlers"][signum])
+            return
+        caught["signal"] = signum
+        for stop in stops:
+            stop.ask()
+
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            before = signal.getsignal(signum)
+            if before not in (signal.SIG_IGN, None):  # ignored (nohup), or not set from Python
+                caught["handlers"][signum] = before
+                signal.signal(signum, catch)
+    try:
+        yield caught
+    finally:
+        restore()
+
+
+def _interrupted(failures, caught):
+    """Stops the run as the signal `caught` would have, with one line on what is saved."""
+    from models.training.checkpoints import deliver
+
+    signum = caught["signal"]
+    if signum is None:
+        raise failures[0]
+    saved = [error.saved for error in failures if getattr(error, "saved", None)]
+    try:
+        deliver(signum, caught["handlers"].get(signum, signal.SIG_DFL))
+    except KeyboardInterrupt as error:
+        if saved:
+            epochs = ", ".join(f"{n} epoch(s) of {variant}" for variant, n, _ in saved)
+            error.resume = (  # the CLI's one line, as `Run.fit` gives it
+                f"{getattr(error, 'what', 'Interrupted')}: {epochs} are saved in "
+                f"{saved[0][2].parent}; the same command resumes from there (add --restart "
+                "to start afresh).")
+        raise
+    raise KeyboardInterrupt  # a handler that did not raise: the fits have stopped all the same
