@@ -75,7 +75,7 @@ def dropout(run):
     data = run.load_data("digits", task="multiclass")
 
     # Two models from the same seed: Dropout(rate) after each hidden layer, and none.
-    models, histories = {}, {}
+    models, callbacks = {}, {}
     for variant, drop in (("dropout", rate), ("no_dropout", 0.0)):
         with run.scope():
             network = keras.Sequential(name=f"dropout_{variant}")
@@ -86,18 +86,18 @@ def dropout(run):
                 if drop:
                     network.add(keras.layers.Dropout(drop, name=f"dropout_{i}"))
             network.add(keras.layers.Dense(data.n_classes, activation="softmax", name="output"))
-            model = data.with_preprocessing(network)
-            model.compile(optimizer=run.optimizer(), loss="sparse_categorical_crossentropy",
-                          metrics=["accuracy"])
-        callbacks = []
+            models[variant] = data.with_preprocessing(network)
+            models[variant].compile(optimizer=run.optimizer(),
+                                    loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         if config.patience:
-            callbacks.append(keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=config.patience, restore_best_weights=True))
-        histories[variant] = run.fit(model, data.x_train, data.y_train, epochs=config.epochs,
-                                     batch_size=config.batch_size,
-                                     validation_data=(data.x_val, data.y_val),
-                                     callbacks=callbacks, variant=variant)
-        models[variant] = model
+            callbacks[variant] = [keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=config.patience, restore_best_weights=True)]
+
+    # Two independent trainings, as `run.fit` does each: on a CPU `run.fit_each`
+    # trains them side by side, one per core, with the numbers of one after another.
+    histories = run.fit_each(models, data.x_train, data.y_train, callbacks=callbacks,
+                             epochs=config.epochs, batch_size=config.batch_size,
+                             validation_data=(data.x_val, data.y_val))
     model, plain = models["dropout"], models["no_dropout"]
     network = model.get_layer("dropout_dropout")  # the Sequential behind the front-end
     x = data.x_test

@@ -451,6 +451,11 @@ def test_a_killed_regularization_run_resumes_and_ends_like_an_uninterrupted_one(
     assert not (out / checkpoints.RUNS).exists()  # removed once the run completed
 
     # 3. the same training without interruption (in this process): the same numbers
+    assert_same_details_as_uninterrupted(cli, args, tmp_path)
+
+
+def assert_same_details_as_uninterrupted(cli, args, tmp_path):
+    """The report's details of `tmp_path/resumed.json` are those of the same run uninterrupted."""
     status, _, err = cli(*args, "--output-dir", tmp_path / "plain", "--report",
                          tmp_path / "plain.json")
     assert status == 0, err
@@ -502,12 +507,7 @@ def test_a_sigterm_stops_the_variants_training_side_by_side_and_they_resume(cli,
     assert not (out / checkpoints.RUNS).exists()
 
     # 3. the same training without interruption (in this process): the same numbers
-    status, _, err = cli(*args, "--output-dir", tmp_path / "plain", "--report",
-                         tmp_path / "plain.json")
-    assert status == 0, err
-    resumed = json.loads((tmp_path / "resumed.json").read_text())["details"]
-    plain = json.loads((tmp_path / "plain.json").read_text())["details"]
-    assert resumed == plain
+    assert_same_details_as_uninterrupted(cli, args, tmp_path)
 
 
 def test_variants_side_by_side_give_the_numbers_of_one_after_another(cli, tmp_path,
