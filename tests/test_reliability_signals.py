@@ -58,11 +58,14 @@ def _saved_epoch(out):
 
 def test_sigterm_saves_the_last_epoch_exits_143_and_resumes_to_the_same_weights(tmp_path, cli):
     out = tmp_path / "models"
-    args = ["binary-sigmoid", "--batch-size", "1", "--epochs", "8", "--output-dir", out]
+    # enough epochs that the resumed run is still training when its storm of signals begins
+    # (an epoch of 341 steps takes ~0.05 s here: with 8, the resumed run could end first)
+    epochs = 30
+    args = ["binary-sigmoid", "--batch-size", "1", "--epochs", str(epochs), "--output-dir", out]
 
     # one SIGTERM mid-training: the epoch under way ends, is saved, the run exits 143
     with child(args, tmp_path / "a.log") as a:
-        assert a.wait_for(lambda: "Epoch 3/8" in a.output), a.output
+        assert a.wait_for(lambda: f"Epoch 3/{epochs}" in a.output), a.output
         sent = time.perf_counter()
         assert a.signal(signal.SIGTERM) == 143, a.output
         stop_seconds = time.perf_counter() - sent
@@ -70,7 +73,7 @@ def test_sigterm_saves_the_last_epoch_exits_143_and_resumes_to_the_same_weights(
     assert len(stopped) == 1 and a.output.rstrip().splitlines()[-1].startswith("Terminated"), a.output
     assert "Traceback" not in a.output
     saved = int(stopped[0][0])
-    assert 3 <= saved < 8 and saved == _epochs_shown(a.output)[-1]  # the last finished epoch
+    assert 3 <= saved < epochs and saved == _epochs_shown(a.output)[-1]  # the last finished epoch
     assert _saved_epoch(out) == saved and not _leftover_temporaries(out)
     assert stop_seconds < 5, stop_seconds  # an epoch here takes a fraction of a second
     assert layout.versions(out / "binary-sigmoid") == []
@@ -82,7 +85,7 @@ def test_sigterm_saves_the_last_epoch_exits_143_and_resumes_to_the_same_weights(
             b.process.send_signal(signal.SIGTERM)
             time.sleep(0.001)
         assert b.process.wait(timeout=TIMEOUT) == 143, b.output
-    assert f"Resuming from epoch {saved} of 8" in b.output
+    assert f"Resuming from epoch {saved} of {epochs}" in b.output
     again = TERMINATED.findall(b.output)
     assert len(again) == 1 and "Traceback" not in b.output, b.output
     assert _saved_epoch(out) == int(again[0][0]) >= saved and not _leftover_temporaries(out)
@@ -90,7 +93,7 @@ def test_sigterm_saves_the_last_epoch_exits_143_and_resumes_to_the_same_weights(
     # the same command once more: it resumes from that checkpoint and completes
     status, output, err = cli(*args, "--report", tmp_path / "resumed.json")
     assert status == 0, err
-    assert f"Resuming from epoch {again[0][0]} of 8" in output
+    assert f"Resuming from epoch {again[0][0]} of {epochs}" in output
     assert not (out / checkpoints.RUNS).exists()
 
     # bit for bit what an uninterrupted run gives
