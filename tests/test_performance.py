@@ -430,3 +430,43 @@ def test_a_twin_finds_its_template_among_others_of_the_same_shapes(digits):
         shared.append(getattr(run_epoch, "shared", False))
     assert shared == [False, False, True]
     twins.forget()
+
+
+def test_fits_in_threads_take_turns_to_trace(digits, monkeypatch):
+    """`Run.fit_each`'s threads trace one at a time (a trace holds the GIL: two at once gain nothing)."""
+    import threading
+    import time
+
+    from models.training import twins
+
+    twins.forget()
+    x, y = tf.constant(digits.x_train), tf.constant(digits.y_train)
+    models = [_twin(digits), _twin(digits, activation="tanh")]  # no twins: each traces
+    epochs = []
+    for model in models:
+        training._build_state(model, x, y)
+        epochs.append(training._epoch_function(model, x, y, 64))
+    traced, tracing = [], training.tracing
+
+    @contextlib.contextmanager
+    def timed(lean):
+        started = time.perf_counter()
+        with tracing(lean):
+            yield
+        traced.append((started, time.perf_counter()))
+
+    monkeypatch.setattr(training, "tracing", timed)
+    start = threading.Barrier(len(epochs))
+
+    def first_epoch(run_epoch):
+        start.wait()  # both ask to trace at once
+        run_epoch(np.arange(len(digits.y_train)))
+
+    threads = [threading.Thread(target=first_epoch, args=(e,)) for e in epochs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    (a_start, a_end), (b_start, b_end) = sorted(traced)
+    assert len(traced) == 2 and a_end <= b_start, traced  # one after the other, not overlapping
+    twins.forget()

@@ -43,6 +43,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 
 import keras
@@ -160,7 +161,7 @@ def _epoch_function(model, x, y, batch, validation_data=None):
         if twin is not None:  # the twin's graph, on this model's variables and rows
             return _logs(run_twin(*twin, order))
         if call is None:  # traces once, then decides how every call runs
-            with tracing(lean), fewer_ops(model.optimizer):
+            with _TRACE, tracing(lean), fewer_ops(model.optimizer):
                 concrete = epoch.get_concrete_function(order)
             call_options = calling(lean, single_threaded=not _has_conditionals(concrete.graph))
             run_epoch.call_options = call_options  # for inspection: how it runs
@@ -176,6 +177,16 @@ def _epoch_function(model, x, y, batch, validation_data=None):
         return run_epoch
     run_epoch.function = epoch  # for inspection: e.g. its tracing count
     return run_epoch
+
+
+_TRACE = threading.Lock()
+"""One trace at a time: fits side by side (`Run.fit_each`) take turns to trace.
+
+A trace is Python building a graph, so it holds the GIL throughout: two at
+once take as long as one after the other, and meanwhile the second core
+idles. In turns, one fit's epochs (graph calls, GIL released) run on one
+core while the next fit traces on the other.
+"""
 
 
 def _direct(template):

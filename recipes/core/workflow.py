@@ -264,6 +264,8 @@ class Run:
         (`models.training.loop.is_lean`), the fits run in threads, one per
         core at a time; each trains its own model from its own seeded state,
         so the numbers are those of the fits one after another, bit for bit.
+        They take turns to trace their epochs (a trace holds the GIL), so one
+        traces while another's epochs run.
         Otherwise (a GPU, `--strategy`, `--tensorboard`, one core, a larger
         model) they run one after another. The lines they print come in the
         order of `models` either way.
