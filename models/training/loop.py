@@ -60,6 +60,15 @@ from models.training.callbacks import EpochLogger
 EVALUATION_BATCH = 8192
 """Rows per step when the validation or test rows are scored (memory, not statistics)."""
 
+_TRACE = threading.Lock()
+"""One trace at a time: fits side by side (`Run.fit_each`) take turns to trace.
+
+A trace is Python building a graph, so it holds the GIL throughout: two at
+once take as long as one after the other, and meanwhile the second core
+idles. In turns, one fit's epochs (graph calls, GIL released) run on one
+core while the next fit traces on the other.
+"""
+
 def _build_state(model, x, y):
     """Creates the optimizer and metric variables outside the traced loop.
 
@@ -177,16 +186,6 @@ def _epoch_function(model, x, y, batch, validation_data=None):
         return run_epoch
     run_epoch.function = epoch  # for inspection: e.g. its tracing count
     return run_epoch
-
-
-_TRACE = threading.Lock()
-"""One trace at a time: fits side by side (`Run.fit_each`) take turns to trace.
-
-A trace is Python building a graph, so it holds the GIL throughout: two at
-once take as long as one after the other, and meanwhile the second core
-idles. In turns, one fit's epochs (graph calls, GIL released) run on one
-core while the next fit traces on the other.
-"""
 
 
 def _direct(template):
