@@ -189,7 +189,8 @@ def _limited(limit):
     return set_limit
 
 
-def test_a_full_disk_during_export_leaves_nothing_half_written_and_keeps_the_training(tmp_path, cli):
+def test_a_full_disk_during_export_leaves_nothing_half_written_and_keeps_the_training(
+        tmp_path, cli, monkeypatch):
     out = tmp_path / "models"
     root = out / "multiclass-softmax"
     args = ["multiclass-softmax", "--epochs", "3", "--output-dir", out]
@@ -206,7 +207,7 @@ def test_a_full_disk_during_export_leaves_nothing_half_written_and_keeps_the_tra
     assert len(_checkpoint_files(out)) == 1
 
     # room again, but a SIGTERM in the middle of the export: still nothing half-written
-    status, output, err = _terminated_while_exporting(cli, args, root)
+    status, output, err = _terminated_while_exporting(cli, args, monkeypatch)
     assert status == 143, err
     assert "Resuming from epoch 3 of 3 (training had ended" in output
     assert err == ("Terminated (SIGTERM) while exporting; nothing was exported. The trained model "
@@ -221,18 +222,25 @@ def test_a_full_disk_during_export_leaves_nothing_half_written_and_keeps_the_tra
     assert not (out / checkpoints.RUNS).exists()
 
 
-def _terminated_while_exporting(cli, args, root):
-    """Runs `cli(*args)` here with one SIGTERM sent to this process once its export has begun.
+def _terminated_while_exporting(cli, args, monkeypatch):
+    """Runs `cli(*args)` here with one SIGTERM sent to this process in the middle of its export.
 
-    The CLI's own handler takes it (a placeholder handler is in place before and after the
-    run, so a late one cannot end the test process).
+    The export is held once its staging folder is written, before it is published, until the
+    signal arrives: no race with a fast export. The CLI's own handler takes it (a placeholder
+    handler is in place before and after the run, so a late one cannot end the test process).
     """
-    def send_once_exporting():
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline and not list(root.glob(f"{layout.STAGING_PREFIX}*")):
-            time.sleep(0.002)
-        os.kill(os.getpid(), signal.SIGTERM)
+    exporting, publish = threading.Event(), layout._publish
 
+    def held(staging, root, meta):
+        exporting.set()
+        time.sleep(TIMEOUT)  # the CLI's SIGTERM handler raises here, in the main thread
+        return publish(staging, root, meta)
+
+    def send_once_exporting():
+        if exporting.wait(TIMEOUT):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(layout, "_publish", held)
     before = signal.signal(signal.SIGTERM, lambda signum, frame: None)
     sender = threading.Thread(target=send_once_exporting, daemon=True)
     try:
@@ -241,6 +249,7 @@ def _terminated_while_exporting(cli, args, root):
     finally:
         sender.join(TIMEOUT)
         signal.signal(signal.SIGTERM, before)
+        monkeypatch.setattr(layout, "_publish", publish)
 
 
 def test_restart_after_a_failed_export_trains_afresh(tmp_path, cli):
